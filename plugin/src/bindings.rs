@@ -1,0 +1,162 @@
+//! Binding DAM folders to Frame.io projects through custom actions.
+//!
+//! A binding owns one custom action in the project's team. Its signing secret is
+//! only ever returned when the action is created, so it is stored with the binding.
+//! Unbinding deletes the action but keeps the record (marked unbound) so that a
+//! late delivery can still be verified and answered "no longer bound".
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::frameio::model::NewAction;
+use crate::host::Host;
+use crate::oauth::Session;
+use crate::store;
+
+/// Longest custom action name accepted.
+const MAX_ACTION_NAME_CHARS: usize = 64;
+
+/// What to bind (WIT `bindings.bind-request`).
+#[derive(Clone, Debug)]
+pub struct BindRequest {
+    pub user: String,
+    pub folder_id: String,
+    pub project_id: String,
+    pub action_name: String,
+}
+
+/// A stored binding.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Binding {
+    pub id: String,
+    pub folder_id: String,
+    pub folder_path: String,
+    pub team_id: String,
+    pub project_id: String,
+    pub project_name: String,
+    pub action_id: String,
+    pub action_name: String,
+    /// Secrets that sign this action's requests: more than one during a rotation.
+    pub secrets: Vec<String>,
+    pub user: String,
+    pub created_at: u64,
+    pub unbound_at: Option<u64>,
+}
+
+impl fmt::Debug for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Binding")
+            .field("id", &self.id)
+            .field("folder_id", &self.folder_id)
+            .field("project_id", &self.project_id)
+            .field("action_id", &self.action_id)
+            .field("action_name", &self.action_name)
+            .field("user", &self.user)
+            .field("unbound_at", &self.unbound_at)
+            .finish_non_exhaustive()
+    }
+}
+
+fn binding_key(id: &str) -> String {
+    format!("{}{id}", store::BINDING)
+}
+
+/// A binding id is ours: `b` and hex. Anything else is not a binding.
+pub fn is_binding_id(id: &str) -> bool {
+    id.len() == 25 && id.starts_with('b') && id[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Reads a binding, bound or not.
+pub fn load(host: &dyn Host, id: &str) -> Result<Option<Binding>> {
+    if !is_binding_id(id) {
+        return Ok(None);
+    }
+    Ok(store::load(host, &binding_key(id))?.map(|s| s.value))
+}
+
+fn checked_action_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_ACTION_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!(
+            "the custom action name must be 1 to {MAX_ACTION_NAME_CHARS} printable characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
+/// Binds a folder to a project by creating a named custom action in its team.
+pub fn bind(host: &dyn Host, req: &BindRequest) -> Result<Binding> {
+    let action_name = checked_action_name(&req.action_name)?;
+    let folder = host.get_folder(&req.folder_id).map_err(|_| Error::NotFound(format!("DAM folder {}", req.folder_id)))?;
+    let session = Session::open(host, &req.user)?;
+    let project = session.with_api(|api| api.project(&req.project_id)).map_err(|e| match e {
+        Error::Frameio(f) if f.status == 404 || f.status == 403 => Error::NotFound(format!("Frame.io project {}", req.project_id)),
+        other => other,
+    })?;
+    let existing = session.with_api(|api| api.team_actions(&project.team_id))?;
+    if existing.iter().any(|a| a.name.trim().eq_ignore_ascii_case(&action_name)) {
+        return Err(Error::Conflict(format!(
+            "a custom action named \"{action_name}\" already exists in this Frame.io team; choose another name"
+        )));
+    }
+    let id = format!("b{}", hex::encode(host.random_bytes(12)));
+    let action = NewAction {
+        name: action_name.clone(),
+        description: format!("Push the asset into the DAM folder {}", folder.path),
+        event: format!("dam.push.{id}"),
+        url: format!("{}/actions/{id}", session.settings().public_url),
+    };
+    let created = session.with_api(|api| api.create_action(&project.team_id, &action))?;
+    let binding = Binding {
+        id,
+        folder_id: folder.id,
+        folder_path: folder.path,
+        team_id: project.team_id,
+        project_id: project.id,
+        project_name: project.name,
+        action_id: created.id.clone(),
+        action_name,
+        secrets: vec![created.secret.clone()],
+        user: req.user.clone(),
+        created_at: host.now(),
+        unbound_at: None,
+    };
+    if let Err(e) = store::save_if(host, &binding_key(&binding.id), None, &binding) {
+        // Do not leave an action behind that nothing can verify.
+        let _ = session.with_api(|api| api.delete_action(&created.id));
+        return Err(e);
+    }
+    Ok(binding)
+}
+
+/// Deletes the binding's custom action and marks it unbound. Imported documents stay.
+pub fn unbind(host: &dyn Host, id: &str) -> Result<()> {
+    let key = binding_key(id);
+    let stored = match is_binding_id(id) {
+        true => store::load::<Binding>(host, &key)?,
+        false => None,
+    };
+    let stored = stored.filter(|s| s.value.unbound_at.is_none()).ok_or_else(|| Error::NotFound(format!("binding {id}")))?;
+    let binding = stored.value;
+    Session::open(host, &binding.user)?.with_api(|api| api.delete_action(&binding.action_id))?;
+    let unbound = Binding { unbound_at: Some(host.now()), ..binding };
+    store::save(host, &key, &unbound)?;
+    Ok(())
+}
+
+/// All active bindings, oldest first.
+pub fn list(host: &dyn Host) -> Result<Vec<Binding>> {
+    let mut bindings = Vec::new();
+    for key in host.storage_list(store::BINDING)? {
+        if let Some(stored) = store::load::<Binding>(host, &key)? {
+            if stored.value.unbound_at.is_none() {
+                bindings.push(stored.value);
+            }
+        }
+    }
+    bindings.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    Ok(bindings)
+}

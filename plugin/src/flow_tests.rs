@@ -1,0 +1,252 @@
+//! The push flow against a scripted Frame.io and an in-memory host: binding, the
+//! custom-action conversation and every step of the import job.
+
+use serde_json::Value;
+
+use crate::bindings::{self, BindRequest, Binding};
+use crate::error::Error;
+use crate::fake_host::{FakeHost, configure, connect, serve_frameio};
+use crate::host::{Blob, Method, Recipient, TransferError, TransferStatus};
+use crate::inbound::{self, Request};
+use crate::jobs::{self, Job, Outcome};
+use crate::signature;
+
+fn setup() -> (FakeHost, Binding) {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 3600);
+    serve_frameio(&host);
+    let binding = bindings::bind(
+        &host,
+        &BindRequest { user: "alice".into(), folder_id: "f1".into(), project_id: "p1".into(), action_name: "Publish to DAM".into() },
+    )
+    .unwrap();
+    (host, binding)
+}
+
+fn deliver(host: &FakeHost, binding: &Binding, body: &Value) -> (u16, Value, Vec<inbound::JobRequest>) {
+    let body = body.to_string().into_bytes();
+    let now = host.now.get();
+    let headers = vec![
+        ("x-frameio-request-timestamp".into(), now.to_string()),
+        ("x-frameio-signature".into(), signature::sign("whsec", now, &body)),
+    ];
+    let req = Request { method: "POST".into(), path: format!("/actions/{}", binding.id), query: String::new(), headers, body, received_at: now };
+    let reply = inbound::handle(host, &req);
+    (reply.status, serde_json::from_slice(&reply.body).unwrap(), reply.enqueue)
+}
+
+fn click(asset: &str) -> Value {
+    serde_json::json!({"action_id": "act1", "interaction_id": "i1", "resource": {"id": asset, "type": "asset"}, "user": {"id": "u7"}, "type": "dam.push"})
+}
+
+fn submit(title: &str) -> Value {
+    serde_json::json!({"action_id": "act1", "interaction_id": "i1", "data": {"title": title, "notify": "yes"}})
+}
+
+fn push_job(host: &FakeHost, binding: &Binding, asset: &str) -> Job {
+    deliver(host, binding, &click(asset));
+    let (_, _, mut enqueue) = deliver(host, binding, &submit(""));
+    let request = enqueue.pop().expect("the submission queues a job");
+    Job { id: "j1".into(), key: request.key, kind: request.kind, payload: request.payload, attempt: 0 }
+}
+
+fn step(host: &FakeHost, job: &mut Job) -> Outcome {
+    let outcome = jobs::run(host, job);
+    if let Outcome::Next { payload, .. } = &outcome {
+        job.payload = payload.clone();
+    }
+    outcome
+}
+
+fn blob() -> TransferStatus {
+    TransferStatus::Complete(Blob { id: "blob1".into(), size: 10, xxhash64: "00112233445566aa".into() })
+}
+
+#[test]
+fn bind_creates_a_named_action_pointing_at_the_binding() {
+    let (host, binding) = setup();
+    assert_eq!(binding.action_id, "act1");
+    assert_eq!(binding.secrets, vec!["whsec".to_string()]);
+    let create = host.requests.borrow().iter().find(|r| r.method == Method::Post && r.url.ends_with("/actions")).cloned().unwrap();
+    let body: Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(body["name"], "Publish to DAM");
+    assert_eq!(body["url"], format!("https://dam.example.com/frameio/actions/{}", binding.id));
+    assert_eq!(bindings::list(&host).unwrap().len(), 1);
+}
+
+#[test]
+fn a_clashing_action_name_creates_nothing() {
+    let (host, _) = setup();
+    let before = host.requests_to("/teams/t1/actions");
+    let err = bindings::bind(
+        &host,
+        &BindRequest { user: "alice".into(), folder_id: "f1".into(), project_id: "p1".into(), action_name: "send to archive".into() },
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    let posts = host.requests.borrow().iter().filter(|r| r.method == Method::Post && r.url.contains("/actions")).count();
+    assert_eq!(posts, 1, "only the first bind created an action");
+    assert_eq!(host.requests_to("/teams/t1/actions"), before + 1);
+    assert_eq!(bindings::list(&host).unwrap().len(), 1);
+}
+
+#[test]
+fn click_answers_a_form_prefilled_with_the_asset_name() {
+    let (host, binding) = setup();
+    let (status, form, enqueue) = deliver(&host, &binding, &click("a1"));
+    assert_eq!(status, 200);
+    assert!(enqueue.is_empty());
+    assert_eq!(form["fields"][0]["name"], "title");
+    assert_eq!(form["fields"][0]["value"], "a1.mov");
+    assert_eq!(form["fields"][1]["name"], "notify");
+}
+
+#[test]
+fn folders_and_unfinished_uploads_get_a_message_and_no_job() {
+    let (host, binding) = setup();
+    for (asset, words) in [("fold", "folder"), ("up", "still uploading")] {
+        let (status, reply, enqueue) = deliver(&host, &binding, &click(asset));
+        assert_eq!(status, 200);
+        assert!(reply["description"].as_str().unwrap().contains(words), "{reply}");
+        assert!(reply.get("fields").is_none());
+        assert!(enqueue.is_empty());
+    }
+}
+
+#[test]
+fn submit_queues_one_job_keyed_by_the_interaction() {
+    let (host, binding) = setup();
+    deliver(&host, &binding, &click("a1"));
+    let (status, reply, enqueue) = deliver(&host, &binding, &submit("My clip"));
+    assert_eq!(status, 200);
+    assert_eq!(reply["title"], "Asset pushed to the DAM");
+    assert_eq!(enqueue.len(), 1);
+    assert_eq!(enqueue[0].key, "push:i1");
+    let (_, _, again) = deliver(&host, &binding, &submit("My clip"));
+    assert_eq!(again[0].key, enqueue[0].key, "a repeated delivery asks for the same job");
+}
+
+#[test]
+fn import_downloads_then_makes_a_document_with_metadata_and_emails_the_pusher() {
+    let (host, binding) = setup();
+    let mut job = push_job(&host, &binding, "a1");
+    let outcome = step(&host, &mut job);
+    assert!(matches!(outcome, Outcome::Next { .. }), "{outcome:?}");
+    assert!(host.documents.borrow().is_empty(), "no document before the bytes are complete");
+    *host.transfers.borrow_mut().get_mut("push:i1#0").unwrap() = blob();
+    let outcome = step(&host, &mut job);
+    assert!(matches!(&outcome, Outcome::Done(s) if s.contains("version 1")), "{outcome:?}");
+    let docs = host.documents.borrow();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0].title, "a1.mov");
+    assert_eq!(docs[0].external_key, "frameio:a1");
+    let sent = host.sent.borrow();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, Recipient::Email("pat@example.com".into()));
+    assert_eq!(sent[0].link.as_deref(), Some("http://dam/documents/doc1"));
+}
+
+#[test]
+fn metadata_carries_what_frameio_knows() {
+    let (host, binding) = setup();
+    let mut job = push_job(&host, &binding, "a1");
+    step(&host, &mut job);
+    let payload: Value = serde_json::from_slice(&job.payload).unwrap();
+    let props: Vec<(String, String)> = serde_json::from_value(payload["stage"]["Downloading"]["properties"].clone()).unwrap();
+    let get = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("frameio.asset-id"), Some("a1"));
+    assert_eq!(get("frameio.project"), Some("Spring"));
+    assert_eq!(get("frameio.team-id"), Some("t1"));
+    assert_eq!(get("frameio.uploader"), Some("Uma <uma@example.com>"));
+    assert_eq!(get("frameio.fps"), Some("24"));
+    assert_eq!(get("frameio.frames"), Some("60"));
+    assert_eq!(get("frameio.label"), Some("approved"));
+    assert_eq!(get("frameio.checksum"), Some("xxh64:00112233445566aa"));
+    assert_eq!(get("frameio.link"), Some("https://app.frame.io/player/a1"));
+}
+
+#[test]
+fn a_version_from_a_stack_is_keyed_by_the_stack() {
+    let (host, binding) = setup();
+    *host.next_transfer.borrow_mut() = blob();
+    let mut job = push_job(&host, &binding, "v2");
+    assert!(matches!(step(&host, &mut job), Outcome::Done(_)));
+    assert_eq!(host.documents.borrow()[0].external_key, "frameio:vs");
+}
+
+#[test]
+fn an_expired_download_url_is_renewed_not_retried() {
+    let (host, binding) = setup();
+    *host.next_transfer.borrow_mut() = TransferStatus::Failed(TransferError::HttpStatus(403));
+    let mut job = push_job(&host, &binding, "a1");
+    let asset_reads = host.requests_to("/assets/a1");
+    let outcome = step(&host, &mut job);
+    // Every transfer fails with 403: renewed three times under new keys, then given up.
+    assert!(matches!(&outcome, Outcome::Failed(why) if why.contains("403")), "{outcome:?}");
+    let keys: Vec<String> = host.transfers.borrow().keys().cloned().collect();
+    assert_eq!(keys, ["push:i1#0", "push:i1#1", "push:i1#2", "push:i1#3"]);
+    assert_eq!(host.requests_to("/assets/a1"), asset_reads + 4);
+    assert!(host.sent.borrow()[0].subject.contains("could not be imported"));
+}
+
+#[test]
+fn a_damaged_download_fails_the_job_with_the_reason() {
+    let (host, binding) = setup();
+    *host.next_transfer.borrow_mut() = TransferStatus::Failed(TransferError::ChecksumMismatch("ffff".into()));
+    let mut job = push_job(&host, &binding, "a1");
+    let outcome = step(&host, &mut job);
+    assert!(matches!(&outcome, Outcome::Failed(why) if why.contains("damaged")), "{outcome:?}");
+    assert!(host.documents.borrow().is_empty());
+    assert!(host.sent.borrow()[0].body.contains("damaged"));
+}
+
+#[test]
+fn replaying_the_final_step_adds_no_second_version() {
+    let (host, binding) = setup();
+    *host.next_transfer.borrow_mut() = blob();
+    let job = push_job(&host, &binding, "a1");
+    for _ in 0..3 {
+        assert!(matches!(jobs::run(&host, &job), Outcome::Done(_)));
+    }
+    assert_eq!(host.versions.borrow().len(), 1);
+    assert_eq!(host.documents.borrow()[0].version_count, 1);
+}
+
+#[test]
+fn frameio_outage_is_retried_with_backoff_then_reported() {
+    let (host, binding) = setup();
+    let mut job = push_job(&host, &binding, "a1");
+    host.respond_with(|_| crate::fake_host::json_response(503, r#"{"message":"down"}"#));
+    let outcome = jobs::run(&host, &job);
+    assert!(matches!(outcome, Outcome::Retry(1000, _)), "{outcome:?}");
+    job.attempt = 5;
+    let outcome = jobs::run(&host, &job);
+    assert!(matches!(&outcome, Outcome::Failed(why) if why.contains("gave up")), "{outcome:?}");
+}
+
+#[test]
+fn after_unbind_a_click_is_told_and_nothing_is_queued() {
+    let (host, binding) = setup();
+    bindings::unbind(&host, &binding.id).unwrap();
+    assert!(host.requests.borrow().iter().any(|r| r.method == Method::Delete && r.url.ends_with("/actions/act1")));
+    assert!(bindings::list(&host).unwrap().is_empty());
+    let (status, reply, enqueue) = deliver(&host, &binding, &click("a1"));
+    assert_eq!(status, 200);
+    assert_eq!(reply["title"], "This folder is no longer bound");
+    assert!(enqueue.is_empty());
+    let (_, _, enqueue) = deliver(&host, &binding, &submit("x"));
+    assert!(enqueue.is_empty());
+}
+
+#[test]
+fn an_expired_token_is_refreshed_before_use() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 10);
+    serve_frameio(&host);
+    crate::browse::accounts(&host, "alice").unwrap_err();
+    assert_eq!(host.requests_to("/oauth2/token"), 1);
+    let auth = host.requests.borrow().iter().rev().find(|r| r.url.contains("/v2/")).unwrap().headers.clone();
+    assert!(auth.iter().any(|(n, v)| n == "authorization" && v == "Bearer tok-2"));
+}

@@ -1,0 +1,212 @@
+//! The connector's view of its host: one trait with a method per WIT import function.
+//!
+//! The connector's logic is written against [`Host`], never against the generated
+//! bindings, so it builds and is unit-tested natively with an in-memory host. The
+//! wasm glue (`wasm.rs`) implements [`Host`] by calling the real imports. The types
+//! here mirror the WIT records one to one; see `wit/connector.wit` for their meaning.
+
+use std::fmt;
+
+/// An HTTP header, name and value.
+pub type Header = (String, String);
+
+/// HTTP methods the connector uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+/// An outbound HTTP request (WIT `http.request`).
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+    pub timeout_ms: u32,
+}
+
+/// An HTTP response (WIT `http.response`); header names are lowercase.
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first value of a header, by lowercase name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A stored value and its revision (WIT `storage.entry`).
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub value: Vec<u8>,
+    pub revision: u64,
+}
+
+/// A DAM folder (WIT `repository.folder`).
+#[derive(Clone, Debug)]
+pub struct Folder {
+    pub id: String,
+    pub path: String,
+    pub title: String,
+}
+
+/// A DAM document (WIT `repository.document`).
+#[derive(Clone, Debug)]
+pub struct Document {
+    pub id: String,
+    pub folder_id: String,
+    pub title: String,
+    pub external_key: String,
+    pub url: String,
+    pub version_count: u32,
+}
+
+/// A document version (WIT `repository.version`).
+#[derive(Clone, Debug)]
+pub struct Version {
+    pub id: String,
+    pub document_id: String,
+    pub number: u32,
+    pub blob_id: String,
+    pub size: u64,
+}
+
+/// Who receives a notification (WIT `notifications.recipient`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    DamUser(String),
+    Email(String),
+}
+
+/// A notification (WIT `notifications.message`).
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub to: Recipient,
+    pub subject: String,
+    pub body: String,
+    pub link: Option<String>,
+}
+
+/// What to download (WIT `transfer.download-request`).
+#[derive(Clone, Debug)]
+pub struct DownloadRequest {
+    pub key: String,
+    pub url: String,
+    pub expected_size: u64,
+    pub expected_xxhash64: Option<String>,
+}
+
+/// A complete, verified blob (WIT `transfer.blob`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blob {
+    pub id: String,
+    pub size: u64,
+    pub xxhash64: String,
+}
+
+/// Why a transfer failed (WIT `transfer.transfer-error`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    Denied(String),
+    HttpStatus(u16),
+    SizeMismatch(u64),
+    ChecksumMismatch(String),
+    InvalidRequest(String),
+    Io(String),
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::Denied(why) => write!(f, "download refused by the host: {why}"),
+            TransferError::HttpStatus(code) => write!(f, "Frame.io storage answered HTTP {code}"),
+            TransferError::SizeMismatch(got) => write!(f, "the file arrived with the wrong size ({got} bytes)"),
+            TransferError::ChecksumMismatch(got) => {
+                write!(f, "the file arrived damaged (xxHash64 {got} does not match Frame.io's)")
+            }
+            TransferError::InvalidRequest(why) => write!(f, "invalid download request: {why}"),
+            TransferError::Io(why) => write!(f, "download failed: {why}"),
+        }
+    }
+}
+
+/// Where a transfer stands (WIT `transfer.transfer-status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferStatus {
+    Running { done: u64, total: u64 },
+    Complete(Blob),
+    Failed(TransferError),
+}
+
+/// A failure of a host import, with the import's own words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// Storage `compare-and-swap` found another revision.
+    Conflict,
+    /// A repository or notification target does not exist.
+    NotFound(String),
+    /// The host refused the call's arguments or its destination.
+    Refused(String),
+    /// A passing failure: timeout, connection, unavailable store.
+    Unavailable(String),
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::Conflict => f.write_str("the stored value changed concurrently"),
+            HostError::NotFound(what) => write!(f, "not found: {what}"),
+            HostError::Refused(why) => write!(f, "refused: {why}"),
+            HostError::Unavailable(why) => write!(f, "unavailable: {why}"),
+        }
+    }
+}
+
+/// Result of a host import call.
+pub type HostResult<T> = Result<T, HostError>;
+
+/// Everything the connector needs from its host.
+pub trait Host {
+    // http
+    fn http_send(&self, req: HttpRequest) -> HostResult<HttpResponse>;
+
+    // storage
+    fn storage_get(&self, key: &str) -> HostResult<Option<Entry>>;
+    fn storage_set(&self, key: &str, value: &[u8]) -> HostResult<u64>;
+    fn storage_cas(&self, key: &str, expected: Option<u64>, value: &[u8]) -> HostResult<u64>;
+    fn storage_delete(&self, key: &str) -> HostResult<bool>;
+    fn storage_list(&self, prefix: &str) -> HostResult<Vec<String>>;
+
+    // repository
+    fn get_folder(&self, id: &str) -> HostResult<Folder>;
+    fn find_document(&self, folder_id: &str, external_key: &str) -> HostResult<Option<Document>>;
+    fn ensure_document(&self, folder_id: &str, external_key: &str, title: &str) -> HostResult<Document>;
+    fn add_version(
+        &self,
+        document_id: &str,
+        version_key: &str,
+        blob_id: &str,
+        properties: &[(String, String)],
+    ) -> HostResult<Version>;
+
+    // notifications
+    fn notify(&self, message: Message) -> HostResult<()>;
+
+    // transfer
+    fn start_download(&self, req: DownloadRequest) -> Result<TransferStatus, TransferError>;
+    fn transfer_status(&self, key: &str) -> Result<Option<TransferStatus>, TransferError>;
+
+    // What a wasm32-wasip2 std build gets from WASI: the clock and randomness.
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> u64;
+    /// `n` bytes from a cryptographically secure source.
+    fn random_bytes(&self, n: usize) -> Vec<u8>;
+}

@@ -1,0 +1,58 @@
+//! Typed records in the host's key-value storage, as JSON.
+//!
+//! Every record the connector keeps lives under one of the key prefixes below, so
+//! a host administrator can tell them apart when looking at the store.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, Result};
+use crate::host::{Host, HostError};
+
+/// The provider settings.
+pub const SETTINGS: &str = "settings";
+/// `oauth-state/<state>`: a pending authorization.
+pub const OAUTH_STATE: &str = "oauth-state/";
+/// `connection/<dam user>`: a user's tokens.
+pub const CONNECTION: &str = "connection/";
+/// `binding/<id>`: a folder binding.
+pub const BINDING: &str = "binding/";
+/// `interaction/<interaction id>`: a custom-action conversation in progress.
+pub const INTERACTION: &str = "interaction/";
+
+/// A record read from storage with the revision it had.
+pub struct Stored<T> {
+    pub value: T,
+    pub revision: u64,
+}
+
+/// Reads and decodes a record. A value that does not decode is reported, not ignored:
+/// it means the store was changed by something other than this connector.
+pub fn load<T: DeserializeOwned>(host: &dyn Host, key: &str) -> Result<Option<Stored<T>>> {
+    let Some(entry) = host.storage_get(key)? else {
+        return Ok(None);
+    };
+    let value = serde_json::from_slice(&entry.value)
+        .map_err(|e| Error::Host(format!("stored record {key} is unreadable: {e}")))?;
+    Ok(Some(Stored { value, revision: entry.revision }))
+}
+
+/// Writes a record unconditionally.
+pub fn save<T: Serialize>(host: &dyn Host, key: &str, value: &T) -> Result<u64> {
+    Ok(host.storage_set(key, &encode(value))?)
+}
+
+/// Writes a record only if it still has revision `expected` (`None`: only if absent).
+/// Returns `false`, writing nothing, when someone else wrote it first.
+pub fn save_if<T: Serialize>(host: &dyn Host, key: &str, expected: Option<u64>, value: &T) -> Result<bool> {
+    match host.storage_cas(key, expected, &encode(value)) {
+        Ok(_) => Ok(true),
+        Err(HostError::Conflict) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own plain records cannot fail: they hold no maps with
+    // non-string keys and no custom serialisers.
+    serde_json::to_vec(value).expect("connector records serialise to JSON")
+}
