@@ -1,0 +1,345 @@
+//! The component glue: the WIT imports as a [`Host`], and the WIT exports calling
+//! the connector's logic. Only type conversions live here.
+
+use crate::error::Error;
+use crate::host::{self, Host, HostError, HostResult};
+use crate::{bindings, browse, frameio::model, inbound, jobs, oauth, settings};
+
+mod wit {
+    wit_bindgen::generate!({ world: "connector", path: "../wit" });
+}
+
+use wit::exports::frameio_dam::connector as exports;
+use wit::frameio_dam::connector::{http, notifications, repository, storage, transfer, types};
+
+/// The host, as the component's imports.
+struct WitHost;
+
+fn http_error(e: http::HttpError) -> HostError {
+    match e {
+        http::HttpError::Denied(why) | http::HttpError::InvalidRequest(why) => HostError::Refused(why),
+        http::HttpError::Timeout => HostError::Unavailable("timed out".into()),
+        http::HttpError::Connection(why) => HostError::Unavailable(why),
+        http::HttpError::TooLarge(limit) => HostError::Refused(format!("response larger than {limit} bytes")),
+    }
+}
+
+fn storage_error(e: storage::StorageError) -> HostError {
+    match e {
+        storage::StorageError::Conflict => HostError::Conflict,
+        storage::StorageError::InvalidKey(why) => HostError::Refused(why),
+        storage::StorageError::TooLarge(limit) => HostError::Refused(format!("value larger than {limit} bytes")),
+        storage::StorageError::Unavailable(why) => HostError::Unavailable(why),
+    }
+}
+
+fn repository_error(e: repository::RepositoryError) -> HostError {
+    match e {
+        repository::RepositoryError::NotFound(what) => HostError::NotFound(what),
+        repository::RepositoryError::Invalid(why) => HostError::Refused(why),
+        repository::RepositoryError::Unavailable(why) => HostError::Unavailable(why),
+    }
+}
+
+fn transfer_error(e: transfer::TransferError) -> host::TransferError {
+    match e {
+        transfer::TransferError::Denied(why) => host::TransferError::Denied(why),
+        transfer::TransferError::HttpStatus(code) => host::TransferError::HttpStatus(code),
+        transfer::TransferError::SizeMismatch(size) => host::TransferError::SizeMismatch(size),
+        transfer::TransferError::ChecksumMismatch(hash) => host::TransferError::ChecksumMismatch(hash),
+        transfer::TransferError::InvalidRequest(why) => host::TransferError::InvalidRequest(why),
+        transfer::TransferError::Io(why) => host::TransferError::Io(why),
+    }
+}
+
+fn transfer_status(s: transfer::TransferStatus) -> host::TransferStatus {
+    match s {
+        transfer::TransferStatus::Running(p) => host::TransferStatus::Running { done: p.done, total: p.total },
+        transfer::TransferStatus::Complete(b) => {
+            host::TransferStatus::Complete(host::Blob { id: b.id, size: b.size, xxhash64: b.xxhash64 })
+        }
+        transfer::TransferStatus::Failed(e) => host::TransferStatus::Failed(transfer_error(e)),
+    }
+}
+
+fn document(d: repository::Document) -> host::Document {
+    host::Document {
+        id: d.id,
+        folder_id: d.folder_id,
+        title: d.title,
+        external_key: d.external_key,
+        url: d.url,
+        version_count: d.version_count,
+    }
+}
+
+fn properties(props: &[(String, String)]) -> Vec<types::Property> {
+    props.iter().map(|(name, value)| types::Property { name: name.clone(), value: value.clone() }).collect()
+}
+
+impl Host for WitHost {
+    fn http_send(&self, req: host::HttpRequest) -> HostResult<host::HttpResponse> {
+        let method = match req.method {
+            host::Method::Get => http::Method::Get,
+            host::Method::Post => http::Method::Post,
+            host::Method::Delete => http::Method::Delete,
+        };
+        let request = http::Request { method, url: req.url, headers: req.headers, body: req.body, timeout_ms: req.timeout_ms };
+        let resp = http::send(&request).map_err(http_error)?;
+        Ok(host::HttpResponse { status: resp.status, headers: resp.headers, body: resp.body })
+    }
+
+    fn storage_get(&self, key: &str) -> HostResult<Option<host::Entry>> {
+        let entry = storage::get(key).map_err(storage_error)?;
+        Ok(entry.map(|e| host::Entry { value: e.value, revision: e.revision }))
+    }
+
+    fn storage_set(&self, key: &str, value: &[u8]) -> HostResult<u64> {
+        storage::set(key, value).map_err(storage_error)
+    }
+
+    fn storage_cas(&self, key: &str, expected: Option<u64>, value: &[u8]) -> HostResult<u64> {
+        storage::compare_and_swap(key, expected, value).map_err(storage_error)
+    }
+
+    fn storage_delete(&self, key: &str) -> HostResult<bool> {
+        storage::delete(key).map_err(storage_error)
+    }
+
+    fn storage_list(&self, prefix: &str) -> HostResult<Vec<String>> {
+        storage::list_keys(prefix).map_err(storage_error)
+    }
+
+    fn get_folder(&self, id: &str) -> HostResult<host::Folder> {
+        let f = repository::get_folder(id).map_err(repository_error)?;
+        Ok(host::Folder { id: f.id, path: f.path, title: f.title })
+    }
+
+    fn find_document(&self, folder_id: &str, external_key: &str) -> HostResult<Option<host::Document>> {
+        Ok(repository::find_document(folder_id, external_key).map_err(repository_error)?.map(document))
+    }
+
+    fn ensure_document(&self, folder_id: &str, external_key: &str, title: &str) -> HostResult<host::Document> {
+        repository::ensure_document(folder_id, external_key, title).map(document).map_err(repository_error)
+    }
+
+    fn add_version(
+        &self,
+        document_id: &str,
+        version_key: &str,
+        blob_id: &str,
+        props: &[(String, String)],
+    ) -> HostResult<host::Version> {
+        let v = repository::add_version(document_id, version_key, blob_id, &properties(props)).map_err(repository_error)?;
+        Ok(host::Version { id: v.id, document_id: v.document_id, number: v.number, blob_id: v.blob_id, size: v.size })
+    }
+
+    fn notify(&self, message: host::Message) -> HostResult<()> {
+        let to = match message.to {
+            host::Recipient::DamUser(user) => notifications::Recipient::DamUser(user),
+            host::Recipient::Email(address) => notifications::Recipient::Email(address),
+        };
+        let msg = notifications::Message { to, subject: message.subject, body: message.body, link: message.link };
+        notifications::send(&msg).map_err(|e| match e {
+            notifications::NotifyError::UnknownRecipient(who) => HostError::NotFound(who),
+            notifications::NotifyError::Unavailable(why) => HostError::Unavailable(why),
+        })
+    }
+
+    fn start_download(&self, req: host::DownloadRequest) -> Result<host::TransferStatus, host::TransferError> {
+        let request = transfer::DownloadRequest {
+            key: req.key,
+            url: req.url,
+            headers: Vec::new(),
+            expected_size: req.expected_size,
+            expected_xxhash64: req.expected_xxhash64,
+        };
+        transfer::start_download(&request).map(transfer_status).map_err(transfer_error)
+    }
+
+    fn transfer_status(&self, key: &str) -> Result<Option<host::TransferStatus>, host::TransferError> {
+        transfer::status(key).map(|s| s.map(transfer_status)).map_err(transfer_error)
+    }
+
+    fn now(&self) -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+
+    fn random_bytes(&self, n: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; n];
+        // WASI's random source does not fail; if it ever did, identifiers and OAuth
+        // states would be predictable, so stop rather than go on.
+        getrandom::fill(&mut bytes).expect("the host provides wasi:random");
+        bytes
+    }
+}
+
+fn wit_error(e: Error) -> types::Error {
+    match e {
+        Error::NotConfigured => types::Error::NotConfigured,
+        Error::NotConnected(who) => types::Error::NotConnected(who),
+        Error::ReconnectRequired(why) => types::Error::ReconnectRequired(why),
+        Error::InvalidInput(why) => types::Error::InvalidInput(why),
+        Error::NotFound(what) => types::Error::NotFound(what),
+        Error::Conflict(why) => types::Error::Conflict(why),
+        e @ Error::Frameio(_) => types::Error::Frameio(e.to_string()),
+        Error::Host(why) => types::Error::Host(why),
+    }
+}
+
+/// The component's exports.
+struct Connector;
+
+impl exports::provider::Guest for Connector {
+    fn describe() -> exports::provider::Descriptor {
+        let d = settings::describe();
+        exports::provider::Descriptor {
+            service_name: d.service_name.into(),
+            description: d.description.into(),
+            settings: d
+                .settings
+                .into_iter()
+                .map(|f| exports::provider::SettingField {
+                    name: f.name.into(),
+                    label: f.label.into(),
+                    help: f.help.into(),
+                    required: f.required,
+                    secret: f.secret,
+                    default_value: f.default_value.map(Into::into),
+                })
+                .collect(),
+        }
+    }
+
+    fn configure(form: Vec<types::Property>) -> Result<(), types::Error> {
+        let form: Vec<(String, String)> = form.into_iter().map(|p| (p.name, p.value)).collect();
+        settings::configure(&WitHost, &form).map_err(wit_error)
+    }
+}
+
+fn connection(c: oauth::ConnectionInfo) -> exports::oauth::Connection {
+    exports::oauth::Connection { user: c.user, frameio_user: c.frameio_user, expires_at: c.expires_at }
+}
+
+impl exports::oauth::Guest for Connector {
+    fn begin(user: String, redirect_uri: String) -> Result<exports::oauth::Authorization, types::Error> {
+        let a = oauth::begin(&WitHost, &user, &redirect_uri).map_err(wit_error)?;
+        Ok(exports::oauth::Authorization { url: a.url, state: a.state })
+    }
+
+    fn complete(state: String, code: String) -> Result<exports::oauth::Connection, types::Error> {
+        oauth::complete(&WitHost, &state, &code).map(connection).map_err(wit_error)
+    }
+
+    fn refresh(user: String) -> Result<exports::oauth::Connection, types::Error> {
+        oauth::refresh(&WitHost, &user).map(connection).map_err(wit_error)
+    }
+
+    fn status(user: String) -> Result<Option<exports::oauth::Connection>, types::Error> {
+        oauth::status(&WitHost, &user).map(|c| c.map(connection)).map_err(wit_error)
+    }
+}
+
+fn entries(result: crate::error::Result<Vec<model::Entry>>) -> Result<Vec<exports::browse::Entry>, types::Error> {
+    let list = result.map_err(wit_error)?;
+    Ok(list
+        .into_iter()
+        .map(|e| exports::browse::Entry { id: e.id, name: e.name, parent_id: e.parent_id, root_folder_id: e.root_folder_id })
+        .collect())
+}
+
+impl exports::browse::Guest for Connector {
+    fn accounts(user: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
+        entries(browse::accounts(&WitHost, &user))
+    }
+
+    fn teams(user: String, account_id: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
+        entries(browse::teams(&WitHost, &user, &account_id))
+    }
+
+    fn projects(user: String, team_id: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
+        entries(browse::projects(&WitHost, &user, &team_id))
+    }
+
+    fn shared_projects(user: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
+        entries(browse::shared_projects(&WitHost, &user))
+    }
+
+    fn folders(user: String, folder_id: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
+        entries(browse::folders(&WitHost, &user, &folder_id))
+    }
+}
+
+fn binding(b: bindings::Binding) -> exports::bindings::Binding {
+    exports::bindings::Binding {
+        id: b.id,
+        folder_id: b.folder_id,
+        team_id: b.team_id,
+        project_id: b.project_id,
+        project_name: b.project_name,
+        action_id: b.action_id,
+        action_name: b.action_name,
+        user: b.user,
+        created_at: b.created_at,
+    }
+}
+
+impl exports::bindings::Guest for Connector {
+    fn bind(req: exports::bindings::BindRequest) -> Result<exports::bindings::Binding, types::Error> {
+        let req = bindings::BindRequest {
+            user: req.user,
+            folder_id: req.folder_id,
+            project_id: req.project_id,
+            action_name: req.action_name,
+        };
+        bindings::bind(&WitHost, &req).map(binding).map_err(wit_error)
+    }
+
+    fn unbind(id: String) -> Result<(), types::Error> {
+        bindings::unbind(&WitHost, &id).map_err(wit_error)
+    }
+
+    fn list_bindings() -> Result<Vec<exports::bindings::Binding>, types::Error> {
+        Ok(bindings::list(&WitHost).map_err(wit_error)?.into_iter().map(binding).collect())
+    }
+}
+
+impl exports::inbound::Guest for Connector {
+    fn handle(req: exports::inbound::Request) -> exports::inbound::Reply {
+        let req = inbound::Request {
+            method: req.method,
+            path: req.path,
+            query: req.query,
+            headers: req.headers,
+            body: req.body,
+            received_at: req.received_at,
+        };
+        let reply = inbound::handle(&WitHost, &req);
+        exports::inbound::Reply {
+            status: reply.status,
+            headers: reply.headers,
+            body: reply.body,
+            enqueue: reply
+                .enqueue
+                .into_iter()
+                .map(|j| exports::inbound::JobRequest { key: j.key, kind: j.kind, payload: j.payload })
+                .collect(),
+        }
+    }
+}
+
+impl exports::jobs::Guest for Connector {
+    fn run(job: exports::jobs::Job) -> exports::jobs::Outcome {
+        let job = jobs::Job { id: job.id, key: job.key, kind: job.kind, payload: job.payload, attempt: job.attempt };
+        match jobs::run(&WitHost, &job) {
+            jobs::Outcome::Done(summary) => exports::jobs::Outcome::Done(summary),
+            jobs::Outcome::Next { delay_ms, payload, status } => {
+                exports::jobs::Outcome::Next(exports::jobs::NextStep { delay_ms, payload, status })
+            }
+            jobs::Outcome::Retry(delay_ms, why) => exports::jobs::Outcome::Retry((delay_ms, why)),
+            jobs::Outcome::Failed(why) => exports::jobs::Outcome::Failed(why),
+        }
+    }
+}
+
+wit::export!(Connector with_types_in wit);
