@@ -1,0 +1,240 @@
+//! The push flow end to end: the real component in the real host-shim against the
+//! Frame.io simulator, over loopback HTTP.
+
+use std::time::Duration;
+
+use connector_e2e::{bound_world, world_with};
+use frameio_sim::Content;
+use host_shim::harness::{World, fixture};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pushes `asset` as Sam and waits for the import to finish; returns the job.
+async fn push_and_wait(world: &World, action_id: &str, asset: &str, data: Value) -> host_shim::queue::JobRow {
+    let (form, message) = world.push(action_id, asset, fixture::SAM, data).await.unwrap();
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert_eq!(message.status, 200, "{}", message.body);
+    assert_eq!(message.body["title"], "Asset pushed to the DAM", "{}", message.body);
+    world.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await.unwrap()
+}
+
+fn blob_bytes(world: &World, blob_id: &str) -> Vec<u8> {
+    let path = world.host.services.blobs.path(blob_id).expect("the blob exists");
+    std::fs::read(path).unwrap()
+}
+
+fn expected_bytes(asset_id: &str, size: u64) -> Vec<u8> {
+    let mut bytes = vec![0u8; size as usize];
+    Content::new(asset_id, size).fill(0, &mut bytes);
+    bytes
+}
+
+#[tokio::test]
+async fn the_provider_descriptor_is_prefilled_and_bad_settings_are_refused() {
+    let (world, _dir) = world_with(|_| {}).await;
+    let descriptor = world.admin(Method::GET, "/provider", None).await.unwrap().body;
+    assert_eq!(descriptor["service_name"], "frameio");
+    let default_of = |name: &str| {
+        descriptor["settings"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap()["default_value"].clone()
+    };
+    assert_eq!(default_of("authorization-url"), "https://applications.frame.io/oauth2/auth");
+    assert_eq!(default_of("token-url"), "https://applications.frame.io/oauth2/token");
+    assert!(default_of("scopes").as_str().unwrap().contains("offline"));
+
+    let bad = json!({ "settings": { "client-id": "x", "client-secret": "y", "public-url": "https://dam.example/f", "token-url": "not a url" } });
+    let answer = world.admin(Method::PUT, "/provider", Some(bad)).await.unwrap();
+    assert_eq!(answer.status, 400);
+    assert!(answer.body["error"].as_str().unwrap().contains("token-url"), "{}", answer.body);
+    // Nothing was stored: the provider is still unconfigured.
+    let connect = world.admin(Method::POST, "/users/dana/connect", None).await.unwrap();
+    assert_eq!(connect.status, 409, "{}", connect.body);
+    assert!(connect.body["error"].as_str().unwrap().contains("not configured"));
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn connecting_checks_the_state_and_stores_tokens() {
+    let (world, _dir) = world_with(|_| {}).await;
+    world.configure_provider().await.unwrap();
+    let page = world.connect("dana").await.unwrap();
+    assert!(page.contains("Dana"), "{page}");
+    let status = world.admin(Method::GET, "/users/dana/connection", None).await.unwrap().body;
+    assert!(status["frameio_user"].as_str().unwrap().contains("dana@"), "{status}");
+
+    // A forged or replayed state is refused, and nothing changes.
+    let forged = format!("{}/oauth/callback?code=abc&state=forged", world.host.public_url);
+    let page = reqwest::get(&forged).await.unwrap();
+    assert_eq!(page.status(), 400);
+    assert!(page.text().await.unwrap().contains("unknown, expired or already used"));
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn browsing_follows_pagination_through_accounts_teams_projects_and_folders() {
+    // Two entries a page: Editorial's three projects and the Spring root's folders
+    // only come back whole if every page is followed.
+    let (world, _dir) = world_with(|o| o.sim.max_page_size = 2).await;
+    world.configure_provider().await.unwrap();
+    world.connect("dana").await.unwrap();
+    let get = |path: String| {
+        let world = &world;
+        async move {
+            let a = world.admin(Method::GET, &path, None).await.unwrap();
+            assert_eq!(a.status, 200, "{path}: {}", a.body);
+            a.body.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        }
+    };
+    let accounts = world.admin(Method::GET, "/users/dana/accounts", None).await.unwrap().body;
+    assert!(!accounts.as_array().unwrap().is_empty());
+    let account = accounts[0]["id"].as_str().unwrap();
+    assert!(!get(format!("/users/dana/accounts/{account}/teams")).await.is_empty());
+    let projects = get(format!("/users/dana/teams/{}/projects", fixture::EDITORIAL_TEAM)).await;
+    assert_eq!(projects, ["Spring Campaign", "Documentary", "Archive 2023"]);
+    let shared = get("/users/dana/shared-projects".into()).await;
+    assert_eq!(shared, ["Client Review"]);
+    let folders = get(format!("/users/dana/folders/{}/folders", fixture::SPRING_ROOT)).await;
+    assert!(folders.contains(&"Footage".to_string()), "{folders:?}");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_lands_as_a_document_with_frameio_metadata_and_an_email() {
+    let (world, _dir, bound) = bound_world().await;
+    let (form, _) = world.push(&bound.action_id, fixture::INTERVIEW_MP4, fixture::SAM, json!({"title": "", "notify": "yes"})).await.unwrap();
+    assert_eq!(form.body["fields"][0]["value"], "interview.mp4", "the form offers the asset's name");
+    let job = world.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await.unwrap();
+    assert_eq!(job.state, "done", "{job:?}");
+
+    let docs = world.documents(&bound.folder_id).await.unwrap();
+    assert_eq!(docs.len(), 1);
+    let doc = world.document(docs[0]["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(doc["document"]["title"], "interview.mp4");
+    let props = &doc["properties"];
+    assert_eq!(props["frameio.asset-id"], fixture::INTERVIEW_MP4);
+    assert_eq!(props["frameio.project"], "Spring Campaign");
+    assert_eq!(props["frameio.project-id"], fixture::SPRING_CAMPAIGN);
+    assert_eq!(props["frameio.team-id"], fixture::EDITORIAL_TEAM);
+    assert_eq!(props["frameio.filetype"], "video/mp4");
+    assert_eq!(props["frameio.filesize"], "3145728");
+    for name in ["frameio.uploader", "frameio.fps", "frameio.duration", "frameio.frames", "frameio.label", "frameio.checksum", "frameio.link"] {
+        assert!(props[name].as_str().is_some_and(|v| !v.is_empty()), "{name} missing: {props}");
+    }
+    let versions = doc["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1);
+    let bytes = blob_bytes(&world, versions[0]["blob_id"].as_str().unwrap());
+    assert!(bytes == expected_bytes(fixture::INTERVIEW_MP4, 3_145_728), "the imported bytes are the original's");
+
+    let emails = world.emails().unwrap();
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert!(emails[0].to.contains("sam@reyes-studio.example"), "{:?}", emails[0]);
+    assert!(emails[0].subject.contains("interview.mp4"));
+    assert!(emails[0].body.contains(&format!("/documents/{}", doc["document"]["id"].as_str().unwrap())));
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn pushing_again_or_a_newer_stack_version_adds_versions_never_documents() {
+    let (world, _dir, bound) = bound_world().await;
+    for _ in 0..2 {
+        let job = push_and_wait(&world, &bound.action_id, fixture::INTERVIEW_MP4, json!({"notify": "no"})).await;
+        assert_eq!(job.state, "done", "{job:?}");
+    }
+    for asset in [fixture::TRAILER_V1, fixture::TRAILER_V2] {
+        let job = push_and_wait(&world, &bound.action_id, asset, json!({"notify": "no"})).await;
+        assert_eq!(job.state, "done", "{job:?}");
+    }
+    let docs = world.documents(&bound.folder_id).await.unwrap();
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    for doc in &docs {
+        let full = world.document(doc["id"].as_str().unwrap()).await.unwrap();
+        let numbers: Vec<u64> = full["versions"].as_array().unwrap().iter().map(|v| v["number"].as_u64().unwrap()).collect();
+        assert_eq!(numbers, [1, 2], "{full}");
+    }
+    let trailer = docs.iter().find(|d| d["title"] == "trailer_v1.mp4").expect("the stack's document keeps its first title");
+    let full = world.document(trailer["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(full["properties"]["frameio.asset-id"], fixture::TRAILER_V2, "the newest version's metadata wins");
+    let v2 = &full["versions"][1];
+    assert!(blob_bytes(&world, v2["blob_id"].as_str().unwrap()) == expected_bytes(fixture::TRAILER_V2, 2_359_301));
+    assert!(world.emails().unwrap().is_empty(), "nobody asked for email");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_submission_imports_once() {
+    let (world, _dir, bound) = bound_world().await;
+    let form = world.control.click(&bound.action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.unwrap();
+    for _ in 0..3 {
+        let reply = world
+            .control
+            .submit(&bound.action_id, &form.interaction_id, fixture::INTERVIEW_MP4, Some(fixture::SAM), json!({"notify": "no"}))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    let job = world.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await.unwrap();
+    assert_eq!(job.state, "done");
+    assert_eq!(world.host.queue.list(100).unwrap().len(), 1, "one job however often Frame.io delivers");
+    let docs = world.documents(&bound.folder_id).await.unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["version_count"], 1);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn folders_and_unfinished_uploads_are_answered_with_a_message() {
+    let (world, _dir, bound) = bound_world().await;
+    for (asset, words) in [(fixture::FOOTAGE_FOLDER, "folder"), (fixture::UNFINISHED_UPLOAD, "still uploading")] {
+        let reply = world.control.click(&bound.action_id, asset, Some(fixture::SAM)).await.unwrap();
+        assert_eq!(reply.status, 200);
+        assert!(reply.body["description"].as_str().unwrap().contains(words), "{}", reply.body);
+        assert!(reply.body.get("fields").is_none(), "no form: {}", reply.body);
+    }
+    assert!(world.host.queue.list(10).unwrap().is_empty());
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_clashing_action_name_is_refused_and_creates_nothing() {
+    let (world, _dir, bound) = bound_world().await;
+    let other = world.create_folder("/Marketing/Other", "Other").await.unwrap();
+    let answer = world.bind("dana", other["id"].as_str().unwrap(), fixture::SPRING_CAMPAIGN, "publish to DAM").await.unwrap();
+    assert_eq!(answer.status, 409, "{}", answer.body);
+    assert!(answer.body["error"].as_str().unwrap().contains("already exists"));
+    let bindings = world.admin(Method::GET, "/bindings", None).await.unwrap().body;
+    assert_eq!(bindings.as_array().unwrap().len(), 1);
+    assert_eq!(bindings[0]["id"], bound.binding_id.as_str());
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn unbinding_deletes_the_action_and_keeps_the_documents() {
+    let (world, _dir, bound) = bound_world().await;
+    push_and_wait(&world, &bound.action_id, fixture::INTERVIEW_MP4, json!({"notify": "no"})).await;
+    let answer = world.admin(Method::DELETE, &format!("/bindings/{}", bound.binding_id), None).await.unwrap();
+    assert_eq!(answer.status, 204, "{}", answer.body);
+    assert!(world.admin(Method::GET, "/bindings", None).await.unwrap().body.as_array().unwrap().is_empty());
+    // Frame.io no longer offers the action.
+    assert!(world.control.click(&bound.action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.is_err());
+    // A delivery already under way when it was deleted is answered, and imports nothing.
+    let late = world.control.late_click(&bound.action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.unwrap();
+    assert_eq!(late.status, 200);
+    assert_eq!(late.body["title"], "This folder is no longer bound");
+    assert_eq!(world.documents(&bound.folder_id).await.unwrap().len(), 1, "imported documents stay");
+    assert_eq!(world.host.queue.list(10).unwrap().len(), 1);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed_before_use() {
+    let (world, _dir) = world_with(|o| o.sim.access_token_ttl_secs = 1).await;
+    world.configure_provider().await.unwrap();
+    world.connect("dana").await.unwrap();
+    let before = world.control.stats().await.unwrap()["refresh_requests"].as_u64().unwrap();
+    let accounts = world.admin(Method::GET, "/users/dana/accounts", None).await.unwrap();
+    assert_eq!(accounts.status, 200, "{}", accounts.body);
+    let after = world.control.stats().await.unwrap()["refresh_requests"].as_u64().unwrap();
+    assert_eq!(after, before + 1, "one refresh before the call");
+    world.stop().await;
+}

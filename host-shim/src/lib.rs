@@ -1,1 +1,18 @@
+//! The reference DAM host for the Frame.io connector component.
+//!
+//! It embeds the component in wasmtime and gives it real parts: SQLite for state and
+//! for the repository, a content-addressed blob directory, an .eml outbox (or SMTP),
+//! an allowlisted HTTP client and a parallel transfer engine. DAM developers embed
+//! this crate in their tests (see [`harness`]); the `host-shim` binary runs it.
 
+pub mod app;
+pub mod blobs;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod harness;
+pub mod imports;
+pub mod queue;
+pub mod runtime;
+pub mod server;
+pub mod worker;

@@ -1,1 +1,74 @@
-fn main() {}
+//! The `host-shim` binary: the reference DAM host as a server, the demo, and the
+//! Frame.io simulator.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use host_shim::config::Config;
+
+#[derive(Parser)]
+#[command(name = "host-shim", version, about = "Reference DAM host for the Frame.io connector component")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host: public listener, admin API and job worker.
+    Serve {
+        /// Configuration file (TOML); defaults apply without one.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole push flow against the simulator, narrating each step.
+    Demo {
+        /// The connector component.
+        #[arg(long, default_value = "target/wasm32-wasip2/wasm/frameio_connector.wasm")]
+        component: PathBuf,
+        /// Where to keep the demo's state (cleared first), to look at afterwards.
+        #[arg(long, default_value = "var/demo")]
+        data_dir: PathBuf,
+    },
+    /// Run the Frame.io simulator alone.
+    Sim {
+        /// Seed file; the bundled fixture when omitted.
+        #[arg(long)]
+        seed: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { config } => {
+            let config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::default(),
+            };
+            let host = host_shim::app::start(config).await?;
+            println!("public {}  admin {}", host.public_url, host.admin_url);
+            tokio::signal::ctrl_c().await?;
+            host.stop();
+            Ok(())
+        }
+        Command::Demo { component, data_dir } => host_shim::demo::run(&component, &data_dir).await,
+        Command::Sim { seed, listen } => {
+            let seed = match seed {
+                Some(path) => frameio_sim::Seed::load(&path)?,
+                None => frameio_sim::Seed::default_fixture(),
+            };
+            let sim = frameio_sim::Simulator::start(seed, frameio_sim::SimOptions::default(), listen).await?;
+            println!("Frame.io simulator at {} (API {})", sim.base_url(), sim.api_url());
+            tokio::signal::ctrl_c().await?;
+            sim.shutdown().await;
+            Ok(())
+        }
+    }
+}

@@ -25,7 +25,7 @@ pub const DEFAULT_WEB_URL: &str = "https://app.frame.io";
 /// The scopes the connector needs: `offline` for a refresh token, the rest for
 /// browsing, reading assets and managing custom actions.
 pub const DEFAULT_SCOPES: &str =
-    "offline account.read team.read project.read asset.read action.create action.read action.update action.delete comment.read";
+    "offline account.read team.read project.read asset.read action.create action.read action.update action.delete";
 
 /// Scopes without which the push flow cannot work.
 const REQUIRED_SCOPES: [&str; 5] = ["offline", "asset.read", "action.create", "action.delete", "team.read"];

@@ -142,6 +142,7 @@ impl Host for WitHost {
         let msg = notifications::Message { to, subject: message.subject, body: message.body, link: message.link };
         notifications::send(&msg).map_err(|e| match e {
             notifications::NotifyError::UnknownRecipient(who) => HostError::NotFound(who),
+            notifications::NotifyError::InvalidMessage(why) => HostError::Refused(why),
             notifications::NotifyError::Unavailable(why) => HostError::Unavailable(why),
         })
     }

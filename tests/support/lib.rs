@@ -1,0 +1,67 @@
+//! Shared set-up for the end-to-end suites: a world (simulator + host-shim running
+//! the real component) in a scratch directory, bound and ready to push.
+
+use std::path::PathBuf;
+
+use host_shim::harness::{World, WorldOptions, fixture};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The built component. `cargo xtask test` builds it first.
+pub fn component() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("target/wasm32-wasip2/wasm/frameio_connector.wasm");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo xtask test`", path.display());
+    path
+}
+
+/// One compile cache for every test, so the component is compiled once.
+fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/component-cache")
+}
+
+/// A world in a fresh directory (kept alive by the returned `TempDir`).
+pub async fn world_with(adjust: impl FnOnce(&mut WorldOptions)) -> (World, TempDir) {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let mut options = WorldOptions::new(&component(), dir.path());
+    options.cache_dir = Some(cache_dir());
+    adjust(&mut options);
+    (World::start(options).await.expect("the world starts"), dir)
+}
+
+/// A configured world where Dana is connected.
+pub async fn connected_world() -> (World, TempDir) {
+    let (world, dir) = world_with(|_| {}).await;
+    world.configure_provider().await.expect("configure");
+    world.connect("dana").await.expect("connect");
+    (world, dir)
+}
+
+/// A folder bound to Spring Campaign.
+pub struct Bound {
+    pub folder_id: String,
+    pub binding_id: String,
+    pub action_id: String,
+}
+
+/// A connected world with `/Marketing/Spring` bound to Spring Campaign.
+pub async fn bound_world() -> (World, TempDir, Bound) {
+    let (world, dir) = connected_world().await;
+    let folder = world.create_folder("/Marketing/Spring", "Spring").await.expect("folder");
+    let folder_id = folder["id"].as_str().unwrap().to_string();
+    let answer = world.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap();
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let bound = Bound {
+        folder_id,
+        binding_id: answer.body["id"].as_str().unwrap().to_string(),
+        action_id: answer.body["action_id"].as_str().unwrap().to_string(),
+    };
+    (world, dir, bound)
+}
+
+/// The signing secret of a binding, read from the host's storage as only a test may.
+pub fn binding_secret(world: &World, binding_id: &str) -> String {
+    let entry = world.host.services.storage.get(&format!("binding/{binding_id}")).unwrap().expect("binding stored");
+    let record: Value = serde_json::from_slice(&entry.value).unwrap();
+    record["secrets"][0].as_str().unwrap().to_string()
+}

@@ -1,0 +1,110 @@
+//! Putting the host together: open the state, compile the component, start the
+//! two listeners and the worker. The binary, the demo and the tests all start the
+//! host through [`start`], so they run the same thing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::blobs::BlobStore;
+use crate::config::Config;
+use crate::db::Database;
+use crate::imports::http::HttpClient;
+use crate::imports::notifications::Notifier;
+use crate::imports::repository::Repository;
+use crate::imports::storage::KvStore;
+use crate::imports::transfer::TransferEngine;
+use crate::queue::JobQueue;
+use crate::runtime::{Runtime, Services};
+use crate::server::{self, AppState};
+use crate::worker::Worker;
+
+/// A running host.
+pub struct RunningHost {
+    /// Where Frame.io reaches the host (custom actions are under `<public_url>/frameio`).
+    pub public_url: String,
+    /// The admin API's base URL.
+    pub admin_url: String,
+    /// The outbox folder of .eml files.
+    pub outbox_dir: PathBuf,
+    /// The job queue, for inspection.
+    pub queue: JobQueue,
+    /// The services behind the imports, for inspection.
+    pub services: Arc<Services>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningHost {
+    /// Stops the listeners and the worker.
+    pub fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A path from the config: relative ones are under the data directory.
+fn under(data_dir: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { data_dir.join(path) }
+}
+
+/// Starts the host described by `config`.
+pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
+    config.validate()?;
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let public = TcpListener::bind(config.server.public_listen).await.context("binding the public listener")?;
+    let admin = TcpListener::bind(config.server.admin_listen).await.context("binding the admin listener")?;
+    let public_url = config.public_url(public.local_addr()?);
+    let admin_url = format!("http://{}", admin.local_addr()?);
+
+    let db = Database::open(&data_dir.join("host.sqlite3"))?;
+    let blobs = BlobStore::open(&data_dir.join("blobs"), db.clone())?;
+    let mut notifications = config.notifications.clone();
+    notifications.outbox_dir = under(&data_dir, &notifications.outbox_dir);
+    let outbox_dir = notifications.outbox_dir.clone();
+    let transfers = TransferEngine::new(db.clone(), blobs.clone(), config.http.egress_policy()?, config.transfer.clone())?;
+    let services = Services {
+        storage: KvStore::new(db.clone(), &config.tenant),
+        repository: Repository::new(db.clone(), blobs.clone(), &format!("{admin_url}/admin/api")),
+        blobs,
+        notifier: Notifier::new(notifications)?,
+        http: HttpClient::new(config.http.clone())?,
+        transfers: transfers.clone(),
+    };
+    let services = Arc::new(services);
+    let runtime = Arc::new(Runtime::new(&config, services.clone())?);
+    transfers.resume_unfinished().await;
+
+    let queue = JobQueue::new(db);
+    let wake = Arc::new(Notify::new());
+    let state = AppState {
+        runtime: runtime.clone(),
+        queue: queue.clone(),
+        wake: wake.clone(),
+        public_url: public_url.clone(),
+        max_inbound_body_bytes: config.server.max_inbound_body_bytes,
+    };
+    let worker = Worker::new(runtime, queue.clone(), wake, config.worker.clone());
+    let tasks = vec![
+        serve(public, server::public::router(state.clone())),
+        serve(admin, server::admin::router(state)),
+        tokio::spawn(worker.run()),
+    ];
+    tracing::info!(%public_url, %admin_url, "host-shim is up");
+    Ok(RunningHost { public_url, admin_url, outbox_dir, queue, services, tasks })
+}
+
+fn serve(listener: TcpListener, router: axum::Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let addr: Option<SocketAddr> = listener.local_addr().ok();
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(?addr, error = %e, "listener stopped");
+        }
+    })
+}

@@ -1,0 +1,176 @@
+//! `host-shim demo`: the whole push flow on one machine, narrated step by step.
+//!
+//! An administrator registers the provider, Dana connects and binds a DAM folder
+//! to a Frame.io project, Sam pushes assets from Frame.io with the custom action,
+//! they arrive as documents and versions with an email, and the folder is unbound.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::harness::{World, WorldOptions, fixture};
+
+const JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn step(n: u32, text: &str) {
+    println!("\n[{n}] {text}");
+}
+
+fn detail(text: impl std::fmt::Display) {
+    println!("    {text}");
+}
+
+/// Runs the demo with the component at `component`, keeping state in `data_dir`.
+pub async fn run(component: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    if data_dir.exists() {
+        std::fs::remove_dir_all(data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
+    }
+    let world = World::start(WorldOptions::new(component, data_dir)).await?;
+    let outcome = narrate(&world).await;
+    world.stop().await;
+    outcome
+}
+
+async fn narrate(w: &World) -> anyhow::Result<()> {
+    println!("Frame.io simulator: {}", w.sim.base_url());
+    println!("host-shim: public {}, admin {}", w.host.public_url, w.host.admin_url);
+
+    step(1, "An administrator registers Frame.io as a cloud-service provider");
+    let descriptor = w.admin(reqwest::Method::GET, "/provider", None).await?.body;
+    detail(format!("service {}: {}", descriptor["service_name"], descriptor["description"]));
+    w.configure_provider().await?;
+    detail("client id and secret saved; endpoints point at the simulator");
+
+    step(2, "Dana connects her Frame.io account (OAuth authorization code grant)");
+    let page = w.connect("dana").await?;
+    detail(text_of(&page));
+
+    step(3, "Dana browses Frame.io to pick a project");
+    let accounts = w.admin(reqwest::Method::GET, "/users/dana/accounts", None).await?.body;
+    let account = accounts[0]["id"].as_str().context("no account")?.to_string();
+    detail(format!("accounts: {}", names(&accounts)));
+    let teams = w.admin(reqwest::Method::GET, &format!("/users/dana/accounts/{account}/teams"), None).await?.body;
+    detail(format!("teams: {}", names(&teams)));
+    let projects =
+        w.admin(reqwest::Method::GET, &format!("/users/dana/teams/{}/projects", fixture::EDITORIAL_TEAM), None).await?.body;
+    detail(format!("Editorial projects: {}", names(&projects)));
+    let shared = w.admin(reqwest::Method::GET, "/users/dana/shared-projects", None).await?.body;
+    detail(format!("shared with Dana: {}", names(&shared)));
+    let folders =
+        w.admin(reqwest::Method::GET, &format!("/users/dana/folders/{}/folders", fixture::SPRING_ROOT), None).await?.body;
+    detail(format!("folders in Spring Campaign: {}", names(&folders)));
+
+    step(4, "Dana binds the DAM folder /Marketing/Spring to Spring Campaign");
+    let folder = w.create_folder("/Marketing/Spring", "Spring").await?;
+    let folder_id = folder["id"].as_str().context("folder id")?.to_string();
+    let bound = w.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "Publish to DAM").await?;
+    if !bound.status.is_success() {
+        bail!("bind failed: {}", bound.body);
+    }
+    let action_id = bound.body["action_id"].as_str().context("action id")?.to_string();
+    detail(format!("binding {} created custom action \"Publish to DAM\" ({action_id})", bound.body["id"].as_str().unwrap_or("")));
+    let clash = w.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "publish to dam").await?;
+    detail(format!("binding again with the same name is refused: {} {}", clash.status, clash.body["error"]));
+
+    step(5, "Sam pushes interview.mp4 from Frame.io with the custom action");
+    let (form, message) = w.push(&action_id, fixture::INTERVIEW_MP4, fixture::SAM, json!({ "title": "", "notify": "yes" })).await?;
+    detail(format!("the click is answered with a form: {} ({})", form.body["title"], form.body["description"]));
+    detail(format!("the submission is answered: {}: {}", message.body["title"], message.body["description"]));
+    let job = w.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await?;
+    detail(format!("import job {}: {}", job.state, job.result_text.clone().unwrap_or_default()));
+
+    step(6, "The document is in the bound folder, with its Frame.io metadata");
+    let doc_id = only_document(w, &folder_id, "interview").await?;
+    show_document(w, &doc_id).await?;
+
+    step(7, "Sam gets an email");
+    for email in w.emails()? {
+        detail(format!("To: {} | Subject: {} | {}", email.to, email.subject, email.path.display()));
+    }
+
+    step(8, "Sam pushes the same asset again: a second version of the same document");
+    let (form, _) = w.push(&action_id, fixture::INTERVIEW_MP4, fixture::SAM, json!({ "notify": "no" })).await?;
+    detail(format!("the form now says: {}", form.body["description"]));
+    w.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await?;
+    show_document(w, &doc_id).await?;
+
+    step(9, "Sam pushes trailer v1, then v2 from its version stack: one document, two versions");
+    for asset in [fixture::TRAILER_V1, fixture::TRAILER_V2] {
+        let (form, _) = w.push(&action_id, asset, fixture::SAM, json!({ "notify": "no" })).await?;
+        let job = w.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await?;
+        detail(format!("{}: {}", job.state, job.result_text.unwrap_or_default()));
+    }
+
+    step(10, "Pushing a file that is still uploading is refused with a message");
+    let form = w.control.click(&action_id, fixture::UNFINISHED_UPLOAD, Some(fixture::SAM)).await?;
+    detail(format!("{}: {}", form.body["title"], form.body["description"]));
+
+    step(11, "Dana unbinds the folder: the custom action is deleted, documents stay");
+    let binding_id = bound.body["id"].as_str().context("binding id")?;
+    w.admin(reqwest::Method::DELETE, &format!("/bindings/{binding_id}"), None).await?;
+    let late = w.control.click(&action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await;
+    match late {
+        Ok(reply) => detail(format!("a late click is answered: {}", reply.body["title"])),
+        Err(e) => detail(format!("Frame.io no longer offers the action: {e}")),
+    }
+
+    step(12, "The bound folder at the end");
+    for doc in w.documents(&folder_id).await? {
+        let id = doc["id"].as_str().unwrap_or_default().to_string();
+        show_document(w, &id).await?;
+    }
+    println!("\nDemo complete.");
+    Ok(())
+}
+
+async fn only_document(w: &World, folder_id: &str, title_part: &str) -> anyhow::Result<String> {
+    let docs = w.documents(folder_id).await?;
+    let doc = docs
+        .iter()
+        .find(|d| d["title"].as_str().is_some_and(|t| t.contains(title_part)))
+        .with_context(|| format!("no document like {title_part} in the folder"))?;
+    Ok(doc["id"].as_str().unwrap_or_default().to_string())
+}
+
+async fn show_document(w: &World, id: &str) -> anyhow::Result<()> {
+    let doc = w.document(id).await?;
+    detail(format!("document \"{}\" ({})", doc["document"]["title"].as_str().unwrap_or(""), doc["document"]["id"].as_str().unwrap_or("")));
+    for v in doc["versions"].as_array().into_iter().flatten() {
+        detail(format!("  version {}: {} bytes, blob {}", v["number"], v["size"], short(v["blob_id"].as_str().unwrap_or(""))));
+    }
+    if let Some(props) = doc["properties"].as_object() {
+        for (name, value) in props {
+            detail(format!("  {name} = {}", value.as_str().unwrap_or("")));
+        }
+    }
+    Ok(())
+}
+
+fn names(list: &Value) -> String {
+    let names: Vec<&str> = list.as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
+    names.join(", ")
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The text of a tiny HTML page.
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,322 @@
+//! The `storage` import: durable key-value state for the connector, one namespace per
+//! tenant, in the host's SQLite database.
+//!
+//! Limits (from the WIT): keys are 1 to 512 bytes of printable ASCII, values at most
+//! 1 MiB. Revisions start at 1 and increase on every write of a key, including across
+//! a delete: a deleted key keeps a tombstone row so that a compare-and-swap prepared
+//! before the delete can never succeed against a value written after it.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::db::{Database, unix_secs};
+
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+/// Largest value, in bytes.
+pub const MAX_VALUE_BYTES: u32 = 1 << 20;
+/// Most keys `list_keys` returns.
+pub const MAX_LISTED_KEYS: usize = 1000;
+
+/// A stored value and its revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The stored bytes.
+    pub value: Vec<u8>,
+    /// The revision of this value (1 for the first write).
+    pub revision: u64,
+}
+
+/// Why a storage call failed; mirrors the WIT `storage-error`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StorageError {
+    /// `compare_and_swap` found a different revision; nothing was written.
+    #[error("the key's revision is not the expected one")]
+    Conflict,
+    /// The key is empty, too long or not printable ASCII.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// The value exceeds the limit (the limit in bytes).
+    #[error("value larger than {0} bytes")]
+    TooLarge(u32),
+    /// The database failed; safe to retry.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        StorageError::Unavailable(e.to_string())
+    }
+}
+
+/// The key-value store as one tenant sees it.
+#[derive(Clone)]
+pub struct KvStore {
+    db: Database,
+    tenant: String,
+}
+
+impl KvStore {
+    /// The store of `tenant` (the host validates tenant names in its config).
+    pub fn new(db: Database, tenant: &str) -> KvStore {
+        KvStore { db, tenant: tenant.to_string() }
+    }
+
+    /// Reads a key; `None` when absent.
+    pub fn get(&self, key: &str) -> Result<Option<Entry>, StorageError> {
+        check_key(key)?;
+        let entry = self.db.with(|c| {
+            c.query_row(
+                "SELECT value, revision FROM kv WHERE tenant = ?1 AND key = ?2 AND value IS NOT NULL",
+                params![self.tenant, key],
+                |row| Ok(Entry { value: row.get(0)?, revision: row.get(1)? }),
+            )
+            .optional()
+        })?;
+        Ok(entry)
+    }
+
+    /// Writes a key unconditionally and returns its new revision.
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<u64, StorageError> {
+        self.write(key, None, value)
+    }
+
+    /// Writes a key only if its current revision is `expected` (`None`: the key must
+    /// not exist). Returns the new revision, or `Conflict` with nothing written.
+    pub fn compare_and_swap(&self, key: &str, expected: Option<u64>, value: &[u8]) -> Result<u64, StorageError> {
+        self.write(key, Some(expected), value)
+    }
+
+    /// Reads the revision and writes in one immediate transaction, so no other writer
+    /// can slip in between the check and the write. `condition` is `None` for an
+    /// unconditional write, `Some(expected)` for compare-and-swap.
+    fn write(&self, key: &str, condition: Option<Option<u64>>, value: &[u8]) -> Result<u64, StorageError> {
+        check_key(key)?;
+        check_value(value)?;
+        self.db.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (live, last) = self.current(&tx, key)?;
+            if let Some(expected) = condition
+                && live != expected
+            {
+                return Err(StorageError::Conflict);
+            }
+            let revision = last.unwrap_or(0) + 1;
+            tx.execute(
+                "INSERT INTO kv (tenant, key, value, revision, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
+                                                          updated_at = excluded.updated_at",
+                params![self.tenant, key, value, revision, unix_secs()],
+            )?;
+            tx.commit()?;
+            Ok(revision)
+        })
+    }
+
+    /// The key's live revision (`None` if absent or deleted) and its last revision
+    /// including tombstones (`None` if never written).
+    fn current(&self, c: &Connection, key: &str) -> rusqlite::Result<(Option<u64>, Option<u64>)> {
+        let row: Option<(bool, u64)> = c
+            .query_row(
+                "SELECT value IS NOT NULL, revision FROM kv WHERE tenant = ?1 AND key = ?2",
+                params![self.tenant, key],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((true, revision)) => (Some(revision), Some(revision)),
+            Some((false, revision)) => (None, Some(revision)),
+            None => (None, None),
+        })
+    }
+
+    /// Removes a key; returns whether it existed.
+    pub fn delete(&self, key: &str) -> Result<bool, StorageError> {
+        check_key(key)?;
+        let changed = self.db.with(|c| {
+            c.execute(
+                "UPDATE kv SET value = NULL, revision = revision + 1, updated_at = ?3
+                 WHERE tenant = ?1 AND key = ?2 AND value IS NOT NULL",
+                params![self.tenant, key, unix_secs()],
+            )
+        })?;
+        Ok(changed == 1)
+    }
+
+    /// Keys starting with `prefix` (which may be empty), in byte order, at most 1000.
+    ///
+    /// The prefix is matched with a range on the primary key rather than `LIKE`, so
+    /// `%` and `_` in keys are plain characters and the index is used.
+    pub fn list_keys(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        if !prefix.is_empty() {
+            check_key(prefix)?;
+        }
+        let limit = MAX_LISTED_KEYS as i64;
+        let keys = self.db.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT key FROM kv
+                 WHERE tenant = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) AND value IS NOT NULL
+                 ORDER BY key LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![self.tenant, prefix, prefix_end(prefix), limit], |row| row.get(0))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+        })?;
+        Ok(keys)
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`, or `None`
+/// for the empty prefix. Keys are printable ASCII (at most `~`, 0x7E), so bumping
+/// the last byte stays within ASCII and compares correctly under SQLite's BINARY
+/// collation (plain byte order).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let (last, head) = prefix.as_bytes().split_last()?;
+    let mut end = head.to_vec();
+    end.push(last + 1);
+    String::from_utf8(end).ok()
+}
+
+fn check_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() {
+        return Err(StorageError::InvalidKey("the key is empty".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StorageError::InvalidKey(format!("the key is {} bytes, over {MAX_KEY_BYTES}", key.len())));
+    }
+    if let Some(at) = key.bytes().position(|b| !(b' '..=b'~').contains(&b)) {
+        return Err(StorageError::InvalidKey(format!("byte {at} of the key is not printable ASCII")));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), StorageError> {
+    if value.len() > MAX_VALUE_BYTES as usize {
+        return Err(StorageError::TooLarge(MAX_VALUE_BYTES));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(tenant: &str) -> KvStore {
+        KvStore::new(Database::open_in_memory().unwrap(), tenant)
+    }
+
+    #[test]
+    fn set_get_delete_round_trip_with_increasing_revisions() {
+        let kv = store("t");
+        assert_eq!(kv.get("a").unwrap(), None);
+        assert_eq!(kv.set("a", b"one").unwrap(), 1);
+        assert_eq!(kv.set("a", b"two").unwrap(), 2);
+        assert_eq!(kv.get("a").unwrap(), Some(Entry { value: b"two".to_vec(), revision: 2 }));
+        assert!(kv.delete("a").unwrap());
+        assert!(!kv.delete("a").unwrap(), "a second delete finds nothing");
+        assert_eq!(kv.get("a").unwrap(), None);
+        assert_eq!(kv.set("a", b"three").unwrap(), 4, "revisions keep increasing across a delete");
+    }
+
+    #[test]
+    fn compare_and_swap_creates_if_absent_only() {
+        let kv = store("t");
+        assert_eq!(kv.compare_and_swap("k", None, b"first").unwrap(), 1);
+        assert_eq!(kv.compare_and_swap("k", None, b"second"), Err(StorageError::Conflict));
+        assert_eq!(kv.get("k").unwrap().unwrap().value, b"first");
+    }
+
+    #[test]
+    fn compare_and_swap_conflict_leaves_value_unchanged() {
+        let kv = store("t");
+        kv.set("k", b"v1").unwrap();
+        kv.set("k", b"v2").unwrap();
+        assert_eq!(kv.compare_and_swap("k", Some(1), b"stale"), Err(StorageError::Conflict));
+        assert_eq!(kv.get("k").unwrap(), Some(Entry { value: b"v2".to_vec(), revision: 2 }));
+        assert_eq!(kv.compare_and_swap("k", Some(2), b"v3").unwrap(), 3);
+        assert_eq!(kv.get("k").unwrap().unwrap().value, b"v3");
+    }
+
+    #[test]
+    fn compare_and_swap_on_missing_key_with_a_revision_conflicts() {
+        let kv = store("t");
+        assert_eq!(kv.compare_and_swap("k", Some(1), b"v"), Err(StorageError::Conflict));
+        assert_eq!(kv.get("k").unwrap(), None);
+    }
+
+    #[test]
+    fn stale_revision_does_not_match_after_delete_and_recreate() {
+        let kv = store("t");
+        kv.set("k", b"old").unwrap();
+        kv.delete("k").unwrap();
+        kv.compare_and_swap("k", None, b"new").unwrap();
+        assert_eq!(kv.compare_and_swap("k", Some(1), b"stale"), Err(StorageError::Conflict));
+        assert_eq!(kv.get("k").unwrap().unwrap().value, b"new");
+    }
+
+    #[test]
+    fn tenants_are_isolated() {
+        let db = Database::open_in_memory().unwrap();
+        let a = KvStore::new(db.clone(), "a");
+        let b = KvStore::new(db, "b");
+        a.set("shared", b"from a").unwrap();
+        assert_eq!(b.get("shared").unwrap(), None);
+        assert_eq!(b.set("shared", b"from b").unwrap(), 1);
+        assert_eq!(a.get("shared").unwrap().unwrap().value, b"from a");
+        assert_eq!(a.list_keys("").unwrap(), vec!["shared"]);
+        assert!(b.delete("shared").unwrap());
+        assert!(a.get("shared").unwrap().is_some());
+    }
+
+    #[test]
+    fn key_limits() {
+        let kv = store("t");
+        assert!(matches!(kv.get(""), Err(StorageError::InvalidKey(_))));
+        assert!(matches!(kv.set(&"k".repeat(513), b""), Err(StorageError::InvalidKey(_))));
+        assert_eq!(kv.set(&"k".repeat(512), b"").unwrap(), 1);
+        for bad in ["tab\there", "new\nline", "é", "nul\0"] {
+            assert!(matches!(kv.set(bad, b"v"), Err(StorageError::InvalidKey(_))), "{bad:?}");
+        }
+        assert_eq!(kv.set(" !~", b"v").unwrap(), 1, "space and ~ are printable");
+    }
+
+    #[test]
+    fn value_limit() {
+        let kv = store("t");
+        let max = vec![7u8; MAX_VALUE_BYTES as usize];
+        assert_eq!(kv.set("big", &max).unwrap(), 1);
+        assert_eq!(kv.get("big").unwrap().unwrap().value.len(), max.len());
+        let over = vec![7u8; MAX_VALUE_BYTES as usize + 1];
+        assert_eq!(kv.set("big", &over), Err(StorageError::TooLarge(MAX_VALUE_BYTES)));
+        assert_eq!(kv.compare_and_swap("big", Some(1), &over), Err(StorageError::TooLarge(MAX_VALUE_BYTES)));
+        assert_eq!(kv.get("big").unwrap().unwrap().revision, 1);
+    }
+
+    #[test]
+    fn list_keys_matches_prefix_exactly_including_like_wildcards() {
+        let kv = store("t");
+        for key in ["a%b", "a%c", "aXb", "a_1", "ab", "a", "b", "a~", "a%"] {
+            kv.set(key, b"v").unwrap();
+        }
+        assert_eq!(kv.list_keys("a%").unwrap(), vec!["a%", "a%b", "a%c"]);
+        assert_eq!(kv.list_keys("a_").unwrap(), vec!["a_1"]);
+        assert_eq!(kv.list_keys("a").unwrap(), vec!["a", "a%", "a%b", "a%c", "aXb", "a_1", "ab", "a~"]);
+        assert_eq!(kv.list_keys("a~").unwrap(), vec!["a~"]);
+        assert_eq!(kv.list_keys("c").unwrap(), Vec::<String>::new());
+        assert_eq!(kv.list_keys("").unwrap().len(), 9);
+        kv.delete("a%b").unwrap();
+        assert_eq!(kv.list_keys("a%").unwrap(), vec!["a%", "a%c"], "deleted keys are not listed");
+        assert!(matches!(kv.list_keys("bad\n"), Err(StorageError::InvalidKey(_))));
+    }
+
+    #[test]
+    fn list_keys_returns_at_most_1000_in_byte_order() {
+        let kv = store("t");
+        for i in 0..1005 {
+            kv.set(&format!("k{i:04}"), b"").unwrap();
+        }
+        let keys = kv.list_keys("k").unwrap();
+        assert_eq!(keys.len(), MAX_LISTED_KEYS);
+        assert_eq!(keys.first().map(String::as_str), Some("k0000"));
+        assert_eq!(keys.last().map(String::as_str), Some("k0999"));
+    }
+}

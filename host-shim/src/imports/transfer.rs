@@ -1,0 +1,1147 @@
+//! The `transfer` import: the host downloads media into the blob store in parallel
+//! byte ranges, in the background, so file contents never pass through the component.
+//!
+//! A transfer is a row in the `transfers` table keyed by the caller's key; starting a
+//! key that exists returns its status, which makes a replayed job step harmless. The
+//! background task:
+//! 1. preallocates a staging file of the expected size;
+//! 2. fetches the first range alone, to learn the object's ETag, then the others,
+//!    `concurrency` at a time, each pinned to that ETag with `If-Range` so that an
+//!    object replaced mid-transfer is detected rather than spliced;
+//! 3. streams each range to its offset in the file (memory per range is bounded by a
+//!    small write buffer), retrying a range from where it stopped after a 5xx or a
+//!    broken connection;
+//! 4. hashes the file, checks size and xxHash64, and installs it as a blob.
+//!
+//! A failed transfer leaves neither a staging file nor a blob. After a host restart,
+//! [`TransferEngine::resume_unfinished`] starts running transfers again from scratch.
+//!
+//! Redirects are not followed (a redirect could leave the allowlist): a 3xx fails the
+//! transfer with its status.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, ETAG, HeaderMap, HeaderValue, IF_RANGE, RANGE};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::http::{EgressError, EgressPolicy, address_denied, error_chain, request_headers};
+use crate::blobs::{BlobInfo, BlobStore};
+use crate::db::{Database, unix_secs};
+
+/// Longest transfer key, in bytes (from the WIT).
+pub const MAX_KEY_BYTES: usize = 256;
+/// Smallest allowed `range_size`.
+const MIN_RANGE_SIZE: u64 = 64 * 1024;
+/// Most ranges in flight at once that the config may ask for.
+const MAX_CONCURRENCY: usize = 64;
+/// Bytes of a range collected before they are written out.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// How often progress is made durable and recorded.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest a response may stay silent before the attempt counts as failed.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Headers the engine sets itself.
+const ENGINE_HEADERS: &[&str] = &["range", "if-range", "accept-encoding"];
+/// Most rows `list` returns.
+const LIST_LIMIT: u32 = 500;
+
+/// Transfer settings (`[transfer]` in the host's config).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Bytes per range request; at least 64 KiB. Default 8 MiB.
+    pub range_size: u64,
+    /// Range requests in flight per transfer, 1 to 64. Default 4.
+    pub concurrency: usize,
+    /// Retries of one range after a 5xx, 408, 429 or a broken connection. Default 5.
+    pub max_range_retries: u32,
+    /// Largest `expected-size` accepted. Default 1 TiB.
+    pub max_file_size: u64,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig { range_size: 8 << 20, concurrency: 4, max_range_retries: 5, max_file_size: 1 << 40 }
+    }
+}
+
+/// What to fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadRequest {
+    /// The caller's key, 1 to 256 bytes without control characters.
+    pub key: String,
+    /// Source URL; must pass the egress policy.
+    pub url: String,
+    /// Extra request headers (not `range`, `if-range`, `accept-encoding` nor
+    /// hop-by-hop ones).
+    pub headers: Vec<(String, String)>,
+    /// The exact size of the content.
+    pub expected_size: u64,
+    /// The expected xxHash64, 16 lowercase hex digits, when known.
+    pub expected_xxhash64: Option<String>,
+}
+
+/// Why a transfer failed; mirrors the WIT `transfer-error`. Stored as JSON in the
+/// transfer's row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum TransferError {
+    /// The URL's host, or its address, is not allowed.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// The source answered with this status. A 200 to a range request (the server
+    /// ignores ranges, or the object changed and `If-Range` no longer matched) and
+    /// redirects count too.
+    #[error("the source answered HTTP {0}")]
+    HttpStatus(u16),
+    /// The content's size differs from the expected one; the value is the actual size.
+    #[error("the content is {0} bytes, not the expected size")]
+    SizeMismatch(u64),
+    /// The content's xxHash64 differs from the expected one; the value is the actual one.
+    #[error("the content's xxHash64 is {0}, not the expected one")]
+    ChecksumMismatch(String),
+    /// The request was refused (bad key, URL, header, hash or size).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// A network or disk failure that retries could not overcome.
+    #[error("i/o failure: {0}")]
+    Io(String),
+}
+
+/// Where a transfer stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum TransferStatus {
+    /// Still moving bytes: `done` of `total` are written and durable.
+    Running {
+        /// Bytes written and durable.
+        done: u64,
+        /// Bytes expected in all.
+        total: u64,
+    },
+    /// Done and verified.
+    Complete(BlobInfo),
+    /// Given up.
+    Failed(TransferError),
+}
+
+/// A transfer as the admin view shows it (the URL, often presigned, is left out).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TransferRow {
+    /// The caller's key.
+    pub key: String,
+    /// `running`, `complete` or `failed`.
+    pub state: String,
+    /// Bytes written and durable (as of the last progress report).
+    pub done: u64,
+    /// Bytes expected.
+    pub total: u64,
+    /// The blob, once complete.
+    pub blob_id: Option<String>,
+    /// Why it failed, if it did.
+    pub error: Option<TransferError>,
+    /// When it started (Unix seconds).
+    pub created_at: i64,
+    /// When its row last changed (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// The transfer engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct TransferEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    blobs: BlobStore,
+    egress: EgressPolicy,
+    client: reqwest::Client,
+    config: TransferConfig,
+    /// Keys with a task in this process, so a resume never runs a transfer twice.
+    active: Mutex<HashSet<String>>,
+}
+
+impl TransferEngine {
+    /// An engine downloading into `blobs`, allowed to reach what `egress` allows.
+    pub fn new(db: Database, blobs: BlobStore, egress: EgressPolicy, config: TransferConfig) -> anyhow::Result<TransferEngine> {
+        anyhow::ensure!(config.range_size >= MIN_RANGE_SIZE, "transfer.range_size must be at least {MIN_RANGE_SIZE}");
+        anyhow::ensure!(
+            (1..=MAX_CONCURRENCY).contains(&config.concurrency),
+            "transfer.concurrency must be 1 to {MAX_CONCURRENCY}"
+        );
+        anyhow::ensure!(config.max_file_size > 0, "transfer.max_file_size must be positive");
+        let client = egress.client_builder().read_timeout(READ_TIMEOUT).build().context("building the transfer client")?;
+        let inner = Inner { db, blobs, egress, client, config, active: Mutex::new(HashSet::new()) };
+        Ok(TransferEngine { inner: Arc::new(inner) })
+    }
+
+    /// Starts fetching `req.url` into a new blob in the background, or returns the
+    /// status of the transfer already started under `req.key` (whatever its URL).
+    pub async fn start_download(&self, req: DownloadRequest) -> Result<TransferStatus, TransferError> {
+        self.validate(&req)?;
+        if self.insert(&req)? {
+            self.spawn(req.clone());
+        }
+        self.status(&req.key)?.ok_or_else(|| TransferError::Io(format!("transfer {} vanished", req.key)))
+    }
+
+    /// The status of the transfer under `key`, `None` if there is none.
+    pub fn status(&self, key: &str) -> Result<Option<TransferStatus>, TransferError> {
+        check_key(key)?;
+        let row = self
+            .inner
+            .db
+            .with(|c| c.query_row(&format!("{ROW_QUERY} WHERE t.key = ?1"), [key], row_status).optional())
+            .map_err(database)?;
+        row.transpose()
+    }
+
+    /// Reads up to `len` bytes (at most 64 KiB) of a complete blob from `offset`.
+    pub fn read_range(&self, blob_id: &str, offset: u64, len: u32) -> Result<Vec<u8>, TransferError> {
+        self.inner.blobs.read_range(blob_id, offset, len).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => TransferError::InvalidRequest(format!("{blob_id:?} is not a blob id")),
+            io::ErrorKind::NotFound => TransferError::InvalidRequest(format!("blob {blob_id} does not exist")),
+            _ => disk(e),
+        })
+    }
+
+    /// The most recent transfers, newest first, for the admin view.
+    pub fn list(&self) -> rusqlite::Result<Vec<TransferRow>> {
+        self.inner.db.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT key, state, done_bytes, expected_size, blob_id, error, created_at, updated_at
+                 FROM transfers ORDER BY created_at DESC, key LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([LIST_LIMIT], transfer_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Starts again, from scratch, the transfers a previous run of the host left
+    /// running. A transfer whose request no longer passes validation (say its host
+    /// left the allowlist) is failed instead.
+    pub async fn resume_unfinished(&self) {
+        let pending = match self.unfinished() {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::error!(error = %e, "listing unfinished transfers failed");
+                return;
+            }
+        };
+        for (mut request, headers) in pending {
+            let restored = serde_json::from_str(&headers)
+                .map_err(|e| TransferError::Io(format!("stored headers are unreadable: {e}")))
+                .and_then(|headers| {
+                    request.headers = headers;
+                    self.validate(&request)
+                });
+            match restored {
+                Ok(()) => self.spawn(request),
+                Err(e) => self.record_outcome(&request.key, Err(e)),
+            }
+        }
+    }
+
+    /// The rows left running, as requests without headers, and their headers as stored.
+    fn unfinished(&self) -> rusqlite::Result<Vec<(DownloadRequest, String)>> {
+        self.inner.db.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT key, url, headers, expected_size, expected_xxhash64 FROM transfers WHERE state = 'running'")?;
+            let rows = stmt.query_map([], |row| {
+                let request = DownloadRequest {
+                    key: row.get(0)?,
+                    url: row.get(1)?,
+                    headers: vec![],
+                    expected_size: row.get(3)?,
+                    expected_xxhash64: row.get(4)?,
+                };
+                Ok((request, row.get(2)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn validate(&self, req: &DownloadRequest) -> Result<(), TransferError> {
+        check_key(&req.key)?;
+        self.inner.egress.check_url(&req.url).map_err(egress_error)?;
+        request_headers(&req.headers, ENGINE_HEADERS).map_err(TransferError::InvalidRequest)?;
+        if req.expected_size > self.inner.config.max_file_size {
+            let limit = self.inner.config.max_file_size;
+            return Err(TransferError::InvalidRequest(format!(
+                "{} bytes is over the host's limit of {limit}",
+                req.expected_size
+            )));
+        }
+        if let Some(hash) = &req.expected_xxhash64
+            && (hash.len() != 16 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        {
+            return Err(TransferError::InvalidRequest(format!("{hash:?} is not 16 lowercase hex digits")));
+        }
+        Ok(())
+    }
+
+    /// Records a new running transfer; `false` if the key exists.
+    fn insert(&self, req: &DownloadRequest) -> Result<bool, TransferError> {
+        let headers = serde_json::to_string(&req.headers).map_err(|e| TransferError::Io(e.to_string()))?;
+        let now = unix_secs();
+        let inserted = self
+            .inner
+            .db
+            .with(|c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO transfers
+                         (key, url, headers, expected_size, expected_xxhash64, state, done_bytes, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'running', 0, ?6, ?6)",
+                    params![req.key, req.url, headers, req.expected_size, req.expected_xxhash64, now],
+                )
+            })
+            .map_err(database)?;
+        Ok(inserted == 1)
+    }
+
+    /// Runs the transfer in a task, unless this process already runs it.
+    fn spawn(&self, req: DownloadRequest) {
+        let Some(claim) = ActiveClaim::take(&self.inner, &req.key) else { return };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _claim = claim;
+            let outcome = engine.run(&req).await;
+            if let Err(e) = &outcome {
+                tracing::warn!(key = %req.key, error = %e, "transfer failed");
+            }
+            engine.record_outcome(&req.key, outcome);
+        });
+    }
+
+    /// Downloads, verifies and installs; on any failure removes the staging file.
+    async fn run(&self, req: &DownloadRequest) -> Result<BlobInfo, TransferError> {
+        let name = format!("dl-{}.part", &hex::encode(Sha256::digest(req.key.as_bytes()))[..32]);
+        let staged = self.inner.blobs.staging_file(&name).map_err(disk)?;
+        let outcome = self.download_to(req, &staged).await;
+        if outcome.is_err()
+            && let Err(e) = std::fs::remove_file(&staged)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::error!(path = %staged.display(), error = %e, "removing a failed transfer's staging file failed");
+        }
+        outcome
+    }
+
+    async fn download_to(&self, req: &DownloadRequest, staged: &Path) -> Result<BlobInfo, TransferError> {
+        let file = {
+            let (path, size) = (staged.to_path_buf(), req.expected_size);
+            blocking(move || {
+                let file = File::options().read(true).write(true).create(true).truncate(true).open(path)?;
+                file.set_len(size)?;
+                Ok(Arc::new(file))
+            })
+            .await?
+        };
+        if req.expected_size > 0 {
+            self.fetch_with_progress(req, file).await?;
+        }
+        let (blobs, path) = (self.inner.blobs.clone(), staged.to_path_buf());
+        let sealed = blocking(move || blobs.seal(&path)).await?;
+        if let Err(mismatch) = verify(sealed.info(), req) {
+            blocking(move || sealed.discard()).await?;
+            return Err(mismatch);
+        }
+        let blobs = self.inner.blobs.clone();
+        blocking(move || blobs.install(sealed)).await
+    }
+
+    /// Fetches every range while a separate task records progress once a second
+    /// (separate, so that a slow fsync never stalls the downloads).
+    async fn fetch_with_progress(&self, req: &DownloadRequest, file: Arc<File>) -> Result<(), TransferError> {
+        let fetch = RangeFetch::new(self, req, file.clone())?;
+        let reporter = tokio::spawn({
+            let (engine, key, done) = (self.clone(), req.key.clone(), fetch.done.clone());
+            async move { engine.report_progress(&key, &file, &done).await }
+        });
+        let result = fetch.all(self.inner.config.range_size, self.inner.config.concurrency).await;
+        reporter.abort();
+        result
+    }
+
+    /// Every second: makes the bytes written so far durable, then records them as
+    /// done. Runs until aborted.
+    async fn report_progress(&self, key: &str, file: &Arc<File>, done: &AtomicU64) {
+        let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let written = done.load(Ordering::Relaxed);
+            let file = file.clone();
+            if let Err(e) = blocking(move || file.sync_data()).await {
+                tracing::warn!(key, error = %e, "syncing a transfer's progress failed");
+                continue;
+            }
+            let updated = self.inner.db.with(|c| {
+                c.execute(
+                    "UPDATE transfers SET done_bytes = ?2, updated_at = ?3 WHERE key = ?1 AND state = 'running'",
+                    params![key, written, unix_secs()],
+                )
+            });
+            if let Err(e) = updated {
+                tracing::warn!(key, error = %e, "recording a transfer's progress failed");
+            }
+        }
+    }
+
+    /// Marks the row complete or failed. If that fails, the row stays `running` and
+    /// the next start of the host runs the transfer again.
+    fn record_outcome(&self, key: &str, outcome: Result<BlobInfo, TransferError>) {
+        let now = unix_secs();
+        let updated = match &outcome {
+            Ok(blob) => self.inner.db.with(|c| {
+                c.execute(
+                    "UPDATE transfers SET state = 'complete', blob_id = ?2, done_bytes = ?3, error = NULL, updated_at = ?4
+                     WHERE key = ?1",
+                    params![key, blob.id, blob.size, now],
+                )
+            }),
+            Err(e) => {
+                let error = serde_json::to_string(e).unwrap_or_else(|_| e.to_string());
+                self.inner.db.with(|c| {
+                    c.execute(
+                        "UPDATE transfers SET state = 'failed', error = ?2, updated_at = ?3 WHERE key = ?1",
+                        params![key, error, now],
+                    )
+                })
+            }
+        };
+        if let Err(e) = updated {
+            tracing::error!(key, error = %e, "recording a transfer's outcome failed");
+        }
+    }
+}
+
+/// Marks a key as running in this process for as long as it is held.
+struct ActiveClaim {
+    inner: Arc<Inner>,
+    key: String,
+}
+
+impl ActiveClaim {
+    fn take(inner: &Arc<Inner>, key: &str) -> Option<ActiveClaim> {
+        let mut active = inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        active.insert(key.to_string()).then(|| ActiveClaim { inner: inner.clone(), key: key.to_string() })
+    }
+}
+
+impl Drop for ActiveClaim {
+    fn drop(&mut self) {
+        let mut active = self.inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        active.remove(&self.key);
+    }
+}
+
+/// How one attempt at a range failed.
+enum Failure {
+    /// Worth another attempt from where it stopped (5xx, 408, 429, broken connection).
+    Retryable(String),
+    /// The transfer cannot succeed.
+    Fatal(TransferError),
+}
+
+impl Failure {
+    fn from_client(e: reqwest::Error) -> Failure {
+        match address_denied(&e) {
+            Some(denied) => Failure::Fatal(TransferError::Denied(denied.to_string())),
+            None => Failure::Retryable(error_chain(&e)),
+        }
+    }
+}
+
+/// The shared state of one transfer's range requests.
+struct RangeFetch {
+    client: reqwest::Client,
+    url: Url,
+    headers: HeaderMap,
+    file: Arc<File>,
+    total: u64,
+    max_retries: u32,
+    /// The first response's strong ETag, sent as `If-Range` by every later request.
+    validator: Option<HeaderValue>,
+    /// Bytes written to the file so far.
+    done: Arc<AtomicU64>,
+}
+
+impl RangeFetch {
+    fn new(engine: &TransferEngine, req: &DownloadRequest, file: Arc<File>) -> Result<RangeFetch, TransferError> {
+        let url = engine.inner.egress.check_url(&req.url).map_err(egress_error)?;
+        let mut headers = request_headers(&req.headers, ENGINE_HEADERS).map_err(TransferError::InvalidRequest)?;
+        // Byte offsets must be offsets in the object itself, not in an encoding of it.
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        Ok(RangeFetch {
+            client: engine.inner.client.clone(),
+            url,
+            headers,
+            file,
+            total: req.expected_size,
+            max_retries: engine.inner.config.max_range_retries,
+            validator: None,
+            done: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Fetches the first range alone to pin the validator, then the rest in parallel.
+    /// The first failure cancels the ranges still in flight.
+    async fn all(mut self, range_size: u64, concurrency: usize) -> Result<(), TransferError> {
+        let total = self.total;
+        let mut ranges = (0..total.div_ceil(range_size)).map(move |i| {
+            let start = i * range_size;
+            (start, (start + range_size).min(total) - 1)
+        });
+        if let Some((start, end)) = ranges.next() {
+            self.validator = self.range(start, end).await?;
+        }
+        let this = &self;
+        stream::iter(ranges)
+            .map(|(start, end)| this.range(start, end))
+            .buffer_unordered(concurrency)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+    }
+
+    /// Fetches bytes `start..=end`, retrying from where an attempt stopped. Returns
+    /// the response's strong ETag.
+    async fn range(&self, start: u64, end: u64) -> Result<Option<HeaderValue>, TransferError> {
+        let mut pos = start;
+        let mut failures = 0;
+        loop {
+            match self.attempt(&mut pos, end).await {
+                Ok(etag) => return Ok(etag),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Retryable(why)) if failures < self.max_retries => {
+                    failures += 1;
+                    tracing::debug!(url = %self.url.host_str().unwrap_or(""), pos, end, failures, %why, "retrying a range");
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+                Err(Failure::Retryable(why)) => {
+                    return Err(TransferError::Io(format!("bytes {pos}-{end}: {why} (gave up after {failures} retries)")));
+                }
+            }
+        }
+    }
+
+    /// One request for bytes `*pos..=end`, advancing `*pos` past what it wrote.
+    async fn attempt(&self, pos: &mut u64, end: u64) -> Result<Option<HeaderValue>, Failure> {
+        let mut request =
+            self.client.get(self.url.clone()).headers(self.headers.clone()).header(RANGE, format!("bytes={pos}-{end}"));
+        if let Some(etag) = &self.validator {
+            request = request.header(IF_RANGE, etag.clone());
+        }
+        let mut response = request.send().await.map_err(Failure::from_client)?;
+        check_status(response.status(), response.headers(), self.total)?;
+        check_content_range(response.headers(), *pos, end, self.total)?;
+        let etag = strong_etag(response.headers());
+        if self.validator.is_some() && etag.is_some() && etag != self.validator {
+            return Err(Failure::Fatal(TransferError::Io("the source changed during the transfer".into())));
+        }
+        let mut buf = Vec::with_capacity(WRITE_BUFFER);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if *pos + (buf.len() + chunk.len()) as u64 > end + 1 {
+                        return Err(Failure::Fatal(TransferError::Io(format!("the source sent more than bytes {pos}-{end}"))));
+                    }
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= WRITE_BUFFER {
+                        buf = self.write(pos, buf).await?;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Keep what arrived, so the retry asks only for the rest.
+                    self.write(pos, buf).await?;
+                    return Err(Failure::from_client(e));
+                }
+            }
+        }
+        self.write(pos, buf).await?;
+        if *pos <= end {
+            return Err(Failure::Retryable(format!("the response ended early, at byte {pos} of a range ending at {end}")));
+        }
+        Ok(etag)
+    }
+
+    /// Writes `buf` at `*pos` and advances it; hands the emptied buffer back for reuse.
+    async fn write(&self, pos: &mut u64, mut buf: Vec<u8>) -> Result<Vec<u8>, Failure> {
+        if buf.is_empty() {
+            return Ok(buf);
+        }
+        let (file, offset) = (self.file.clone(), *pos);
+        buf = blocking(move || file.write_all_at(&buf, offset).map(|()| buf)).await.map_err(Failure::Fatal)?;
+        *pos += buf.len() as u64;
+        self.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        buf.clear();
+        Ok(buf)
+    }
+}
+
+/// Only `206 Partial Content` carries a range. A 416 reveals the real size.
+fn check_status(status: StatusCode, headers: &HeaderMap, total: u64) -> Result<(), Failure> {
+    match status.as_u16() {
+        206 => Ok(()),
+        408 | 429 | 500..=599 => Err(Failure::Retryable(format!("HTTP {status}"))),
+        416 => {
+            let actual = content_range(headers).and_then(|c| c.size);
+            Err(Failure::Fatal(match actual {
+                Some(actual) if actual != total => TransferError::SizeMismatch(actual),
+                _ => TransferError::HttpStatus(416),
+            }))
+        }
+        code => Err(Failure::Fatal(TransferError::HttpStatus(code))),
+    }
+}
+
+/// The response must be exactly the range asked for, of an object of the expected size.
+fn check_content_range(headers: &HeaderMap, start: u64, end: u64, total: u64) -> Result<(), Failure> {
+    match content_range(headers) {
+        Some(ContentRange { size: Some(size), .. }) if size != total => Err(Failure::Fatal(TransferError::SizeMismatch(size))),
+        Some(ContentRange { range: Some(range), .. }) if range == (start, end) => Ok(()),
+        _ => {
+            let got = headers.get(CONTENT_RANGE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            Err(Failure::Fatal(TransferError::Io(format!("asked for bytes {start}-{end}, got Content-Range {got:?}"))))
+        }
+    }
+}
+
+/// A parsed `Content-Range: bytes <first>-<last>/<size>`.
+#[derive(Debug, PartialEq, Eq)]
+struct ContentRange {
+    /// First and last byte; `None` for `*` (in a 416).
+    range: Option<(u64, u64)>,
+    /// The whole object's size; `None` for `*` (unknown).
+    size: Option<u64>,
+}
+
+/// The response's `Content-Range`; `None` if it is missing or malformed.
+fn content_range(headers: &HeaderMap) -> Option<ContentRange> {
+    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    let (range, size) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let size = if size == "*" { None } else { Some(size.parse().ok()?) };
+    let range = if range == "*" {
+        None
+    } else {
+        let (first, last) = range.split_once('-')?;
+        Some((first.parse().ok()?, last.parse().ok()?))
+    };
+    Some(ContentRange { range, size })
+}
+
+/// The ETag if it is strong: `If-Range` must not carry a weak one.
+fn strong_etag(headers: &HeaderMap) -> Option<HeaderValue> {
+    headers.get(ETAG).filter(|v| !v.as_bytes().starts_with(b"W/")).cloned()
+}
+
+/// 250 ms, doubling per failure, at most 8 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(250 << failures.saturating_sub(1).min(5))
+}
+
+fn verify(info: &BlobInfo, req: &DownloadRequest) -> Result<(), TransferError> {
+    if info.size != req.expected_size {
+        return Err(TransferError::SizeMismatch(info.size));
+    }
+    match &req.expected_xxhash64 {
+        Some(expected) if *expected != info.xxhash64 => Err(TransferError::ChecksumMismatch(info.xxhash64.clone())),
+        _ => Ok(()),
+    }
+}
+
+fn check_key(key: &str) -> Result<(), TransferError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES || key.chars().any(char::is_control) {
+        return Err(TransferError::InvalidRequest(format!(
+            "the key must be 1 to {MAX_KEY_BYTES} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn egress_error(e: EgressError) -> TransferError {
+    match e {
+        EgressError::Invalid(why) => TransferError::InvalidRequest(why),
+        EgressError::Denied(why) => TransferError::Denied(why),
+    }
+}
+
+fn disk(e: io::Error) -> TransferError {
+    TransferError::Io(format!("disk: {e}"))
+}
+
+fn database(e: rusqlite::Error) -> TransferError {
+    TransferError::Io(format!("database: {e}"))
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, TransferError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(disk),
+        Err(e) => Err(TransferError::Io(format!("a disk task failed: {e}"))),
+    }
+}
+
+/// A transfer joined with its blob; read by [`row_status`].
+const ROW_QUERY: &str = "SELECT t.state, t.done_bytes, t.expected_size, t.error, b.id, b.size, b.xxhash64 FROM transfers t LEFT JOIN blobs b ON b.id = t.blob_id";
+
+fn row_status(row: &Row) -> rusqlite::Result<Result<TransferStatus, TransferError>> {
+    let state: String = row.get(0)?;
+    let blob = match row.get::<_, Option<String>>(4)? {
+        Some(id) => Some(BlobInfo { id, size: row.get(5)?, xxhash64: row.get(6)? }),
+        None => None,
+    };
+    Ok(match (state.as_str(), blob) {
+        ("running", _) => Ok(TransferStatus::Running { done: row.get(1)?, total: row.get(2)? }),
+        ("complete", Some(blob)) => Ok(TransferStatus::Complete(blob)),
+        ("failed", _) => Ok(TransferStatus::Failed(stored_error(row.get(3)?))),
+        (state, _) => Err(TransferError::Io(format!("the transfer's row is inconsistent (state {state})"))),
+    })
+}
+
+/// A stored error; text that is not a serialised error (written by hand, or by an
+/// older host) is kept as an I/O error rather than lost.
+fn stored_error(text: Option<String>) -> TransferError {
+    let text = text.unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(TransferError::Io(text))
+}
+
+fn transfer_row(row: &Row) -> rusqlite::Result<TransferRow> {
+    Ok(TransferRow {
+        key: row.get(0)?,
+        state: row.get(1)?,
+        done: row.get(2)?,
+        total: row.get(3)?,
+        blob_id: row.get(4)?,
+        error: row.get::<_, Option<String>>(5)?.map(|text| stored_error(Some(text))),
+        created_at: row.get(6)?,
+        updated_at: row.get(7)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::http::{HeaderMap as AxumHeaders, StatusCode as AxumStatus};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use bytes::Bytes;
+    use xxhash_rust::xxh64::xxh64;
+
+    use super::*;
+    use crate::imports::http::tests::serve;
+
+    /// How the test source misbehaves.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Mode {
+        /// Serves ranges correctly.
+        Ranges,
+        /// Answers every request with the whole body and 200.
+        IgnoresRanges,
+        /// 403 to everything.
+        Forbidden,
+        /// 503 to everything.
+        Unavailable,
+        /// Cuts the first response for the second range half-way, once.
+        CutsOnce,
+        /// Changes its ETag after the first request and honours `If-Range`.
+        ChangesAfterFirst,
+        /// Holds every request after the first for two seconds.
+        Stalls,
+    }
+
+    #[derive(Clone)]
+    struct Source {
+        body: Bytes,
+        mode: Mode,
+        hits: Arc<AtomicUsize>,
+        cut: Arc<AtomicBool>,
+        if_range_seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    const RANGE: u64 = MIN_RANGE_SIZE;
+
+    /// Deterministic, non-repeating content of `len` bytes.
+    fn content(len: usize) -> Bytes {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    async fn source(body: Bytes, mode: Mode) -> (SocketAddr, Source) {
+        let state = Source {
+            body,
+            mode,
+            hits: Arc::new(AtomicUsize::new(0)),
+            cut: Arc::new(AtomicBool::new(false)),
+            if_range_seen: Arc::new(Mutex::new(vec![])),
+        };
+        let router = Router::new().route("/media", get(serve_media)).with_state(state.clone());
+        (serve(router).await, state)
+    }
+
+    fn requested_range(headers: &AxumHeaders, len: u64) -> Option<(u64, u64)> {
+        let spec = headers.get("range")?.to_str().ok()?.strip_prefix("bytes=")?;
+        let (first, last) = spec.split_once('-')?;
+        let first: u64 = first.parse().ok()?;
+        let last = last.parse::<u64>().ok()?.min(len.checked_sub(1)?);
+        (first <= last).then_some((first, last))
+    }
+
+    async fn serve_media(State(src): State<Source>, headers: AxumHeaders) -> Response {
+        let hit = src.hits.fetch_add(1, Ordering::SeqCst);
+        if let Some(v) = headers.get("if-range") {
+            src.if_range_seen.lock().unwrap().push(v.to_str().unwrap().to_string());
+        }
+        let etag = if src.mode == Mode::ChangesAfterFirst && hit > 0 { "\"v2\"" } else { "\"v1\"" };
+        let stale = headers.get("if-range").is_some_and(|v| v != etag);
+        let len = src.body.len() as u64;
+        if src.mode == Mode::Stalls && hit > 0 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        match src.mode {
+            Mode::Forbidden => return AxumStatus::FORBIDDEN.into_response(),
+            Mode::Unavailable => return AxumStatus::SERVICE_UNAVAILABLE.into_response(),
+            Mode::IgnoresRanges => return ([("etag", etag)], src.body.clone()).into_response(),
+            _ if stale => return ([("etag", etag)], src.body.clone()).into_response(),
+            _ => {}
+        }
+        let Some((first, last)) = requested_range(&headers, len) else {
+            return (AxumStatus::RANGE_NOT_SATISFIABLE, [("content-range", format!("bytes */{len}"))]).into_response();
+        };
+        let part = src.body.slice(first as usize..=last as usize);
+        let content_range = format!("bytes {first}-{last}/{len}");
+        let headers = [("etag", etag.to_string()), ("content-range", content_range)];
+        if src.mode == Mode::CutsOnce && first == RANGE && !src.cut.swap(true, Ordering::SeqCst) {
+            // Promise the whole range, send half, then break the connection.
+            let half = part.slice(..part.len() / 2);
+            let chunks: Vec<Result<Bytes, io::Error>> = vec![Ok(half), Err(io::Error::other("cut"))];
+            let mut response = (AxumStatus::PARTIAL_CONTENT, headers, Body::from_stream(stream::iter(chunks))).into_response();
+            response.headers_mut().insert("content-length", part.len().into());
+            return response;
+        }
+        (AxumStatus::PARTIAL_CONTENT, headers, part).into_response()
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        tmp: std::path::PathBuf,
+        blobs: BlobStore,
+        db: Database,
+        engine: TransferEngine,
+    }
+
+    fn fixture_with(config: TransferConfig, egress: EgressPolicy) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_in_memory().unwrap();
+        let blobs = BlobStore::open(dir.path(), db.clone()).unwrap();
+        let engine = TransferEngine::new(db.clone(), blobs.clone(), egress, config).unwrap();
+        Fixture { tmp: dir.path().join("tmp"), _dir: dir, blobs, db, engine }
+    }
+
+    fn loopback() -> EgressPolicy {
+        EgressPolicy::new(&["127.0.0.1".into()], true).unwrap()
+    }
+
+    fn fixture() -> Fixture {
+        let config = TransferConfig { range_size: RANGE, concurrency: 4, max_range_retries: 2, ..TransferConfig::default() };
+        fixture_with(config, loopback())
+    }
+
+    fn request(key: &str, addr: SocketAddr, body: &[u8]) -> DownloadRequest {
+        DownloadRequest {
+            key: key.into(),
+            url: format!("http://{addr}/media"),
+            headers: vec![("x-request-id".into(), "t".into())],
+            expected_size: body.len() as u64,
+            expected_xxhash64: Some(format!("{:016x}", xxh64(body, 0))),
+        }
+    }
+
+    impl Fixture {
+        /// Polls until the transfer leaves `Running`.
+        async fn outcome(&self, key: &str) -> TransferStatus {
+            for _ in 0..500 {
+                match self.engine.status(key).unwrap() {
+                    Some(TransferStatus::Running { .. }) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    Some(done) => return done,
+                    None => panic!("transfer {key} does not exist"),
+                }
+            }
+            panic!("transfer {key} did not finish");
+        }
+
+        fn staging_files(&self) -> usize {
+            std::fs::read_dir(&self.tmp).unwrap().count()
+        }
+    }
+
+    #[tokio::test]
+    async fn parallel_ranges_produce_an_identical_blob() {
+        let f = fixture();
+        let body = content(17 * RANGE as usize + 123);
+        let (addr, src) = source(body.clone(), Mode::Ranges).await;
+        let started = f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        assert!(matches!(started, TransferStatus::Running { total, .. } if total == body.len() as u64), "{started:?}");
+        let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
+        assert_eq!(blob.size, body.len() as u64);
+        assert_eq!(blob.xxhash64, format!("{:016x}", xxh64(&body, 0)));
+        assert_eq!(std::fs::read(f.blobs.path(&blob.id).unwrap()).unwrap(), body);
+        assert_eq!(src.hits.load(Ordering::SeqCst), 18, "one request per range");
+        assert_eq!(src.if_range_seen.lock().unwrap().len(), 17, "every range after the first is pinned");
+        assert!(src.if_range_seen.lock().unwrap().iter().all(|v| v == "\"v1\""));
+        assert_eq!(f.staging_files(), 0);
+        assert_eq!(f.engine.read_range(&blob.id, 5, 10).unwrap(), &body[5..15]);
+        let rows = f.engine.list().unwrap();
+        assert_eq!(
+            (rows[0].state.as_str(), rows[0].done, rows[0].blob_id.as_deref()),
+            ("complete", blob.size, Some(blob.id.as_str()))
+        );
+    }
+
+    #[tokio::test]
+    async fn checksum_mismatch_fails_and_leaves_nothing() {
+        let f = fixture();
+        let body = content(3 * RANGE as usize);
+        let (addr, _) = source(body.clone(), Mode::Ranges).await;
+        let mut req = request("k", addr, &body);
+        req.expected_xxhash64 = Some("0123456789abcdef".into());
+        f.engine.start_download(req).await.unwrap();
+        let actual = format!("{:016x}", xxh64(&body, 0));
+        assert_eq!(f.outcome("k").await, TransferStatus::Failed(TransferError::ChecksumMismatch(actual)));
+        assert_eq!(f.staging_files(), 0);
+        let blobs: i64 = f.db.with(|c| c.query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))).unwrap();
+        assert_eq!(blobs, 0);
+        let sha = hex::encode(Sha256::digest(&body));
+        assert_eq!(f.blobs.path(&sha), None);
+    }
+
+    #[tokio::test]
+    async fn a_200_to_a_range_request_fails() {
+        let f = fixture();
+        let body = content(2 * RANGE as usize);
+        let (addr, _) = source(body.clone(), Mode::IgnoresRanges).await;
+        f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        assert_eq!(f.outcome("k").await, TransferStatus::Failed(TransferError::HttpStatus(200)));
+        assert_eq!(f.staging_files(), 0);
+    }
+
+    #[tokio::test]
+    async fn forbidden_fails_at_once() {
+        let f = fixture();
+        let body = content(1000);
+        let (addr, src) = source(body.clone(), Mode::Forbidden).await;
+        f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        assert_eq!(f.outcome("k").await, TransferStatus::Failed(TransferError::HttpStatus(403)));
+        assert_eq!(src.hits.load(Ordering::SeqCst), 1, "no retry");
+        assert_eq!(f.staging_files(), 0);
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_then_fail() {
+        let f = fixture_with(TransferConfig { range_size: RANGE, max_range_retries: 1, ..TransferConfig::default() }, loopback());
+        let body = content(1000);
+        let (addr, src) = source(body.clone(), Mode::Unavailable).await;
+        f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        assert!(matches!(f.outcome("k").await, TransferStatus::Failed(TransferError::Io(why)) if why.contains("503")));
+        assert_eq!(src.hits.load(Ordering::SeqCst), 2, "one try and one retry");
+        assert_eq!(f.staging_files(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cut_connection_resumes_the_range_where_it_stopped() {
+        let f = fixture();
+        let body = content(3 * RANGE as usize);
+        let (addr, src) = source(body.clone(), Mode::CutsOnce).await;
+        f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
+        assert_eq!(std::fs::read(f.blobs.path(&blob.id).unwrap()).unwrap(), body);
+        assert_eq!(src.hits.load(Ordering::SeqCst), 4, "three ranges and one retry");
+    }
+
+    #[tokio::test]
+    async fn a_source_that_changes_mid_transfer_is_detected() {
+        let f = fixture();
+        let body = content(3 * RANGE as usize);
+        let (addr, _) = source(body.clone(), Mode::ChangesAfterFirst).await;
+        f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        assert_eq!(f.outcome("k").await, TransferStatus::Failed(TransferError::HttpStatus(200)));
+        assert_eq!(f.staging_files(), 0);
+    }
+
+    #[tokio::test]
+    async fn progress_is_recorded_while_running() {
+        let f = fixture();
+        let body = content(3 * RANGE as usize);
+        let (addr, _) = source(body.clone(), Mode::Stalls).await;
+        f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        let total = body.len() as u64;
+        let mut seen = None;
+        for _ in 0..100 {
+            match f.engine.status("k").unwrap() {
+                Some(TransferStatus::Running { done, .. }) if done > 0 => {
+                    seen = Some(done);
+                    break;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        assert_eq!(seen, Some(RANGE), "the first range is reported while the others stall");
+        assert_eq!(f.engine.list().unwrap()[0].total, total);
+        assert!(matches!(f.outcome("k").await, TransferStatus::Complete(_)));
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_private_addresses_fail_the_transfer() {
+        let f = fixture_with(TransferConfig::default(), EgressPolicy::new(&["localhost".into()], false).unwrap());
+        let body = content(10);
+        let (addr, src) = source(body.clone(), Mode::Ranges).await;
+        let req = DownloadRequest { url: format!("http://localhost:{}/media", addr.port()), ..request("k", addr, &body) };
+        // The name passes the allowlist; its addresses are refused when it resolves.
+        f.engine.start_download(req).await.unwrap();
+        assert!(matches!(f.outcome("k").await, TransferStatus::Failed(TransferError::Denied(why)) if why.contains("localhost")));
+        assert_eq!(src.hits.load(Ordering::SeqCst), 0);
+        assert_eq!(f.staging_files(), 0);
+    }
+
+    #[tokio::test]
+    async fn wrong_expected_size_is_a_size_mismatch() {
+        let f = fixture();
+        let body = content(1000);
+        let (addr, _) = source(body.clone(), Mode::Ranges).await;
+        for (key, claimed) in [("short", 999), ("long", 1001)] {
+            let req = DownloadRequest { expected_size: claimed, expected_xxhash64: None, ..request(key, addr, &body) };
+            f.engine.start_download(req).await.unwrap();
+            assert_eq!(f.outcome(key).await, TransferStatus::Failed(TransferError::SizeMismatch(1000)), "{key}");
+        }
+        assert_eq!(f.staging_files(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_same_key_starts_one_transfer() {
+        let f = fixture();
+        let body = content(2 * RANGE as usize);
+        let (addr, src) = source(body.clone(), Mode::Ranges).await;
+        let (first, second) =
+            tokio::join!(f.engine.start_download(request("k", addr, &body)), f.engine.start_download(request("k", addr, &body)));
+        assert!(first.is_ok() && second.is_ok());
+        let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
+        let again = f.engine.start_download(DownloadRequest { url: format!("http://{addr}/other"), ..request("k", addr, &body) });
+        assert_eq!(again.await.unwrap(), TransferStatus::Complete(blob), "an existing key returns its status");
+        assert_eq!(src.hits.load(Ordering::SeqCst), 2, "two ranges, fetched once");
+    }
+
+    #[tokio::test]
+    async fn empty_files_need_no_request() {
+        let f = fixture();
+        let (addr, src) = source(Bytes::new(), Mode::Ranges).await;
+        f.engine.start_download(request("k", addr, b"")).await.unwrap();
+        let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
+        assert_eq!((blob.size, blob.xxhash64.as_str()), (0, "ef46db3751d8e999"));
+        assert_eq!(src.hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn denied_and_malformed_requests_are_refused_up_front() {
+        let f = fixture();
+        let body = b"x";
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let denied = DownloadRequest { url: "https://media.example.test/a".into(), ..request("k", addr, body) };
+        assert!(matches!(f.engine.start_download(denied).await, Err(TransferError::Denied(_))));
+        let bad = [
+            DownloadRequest { key: String::new(), ..request("k", addr, body) },
+            DownloadRequest { key: "k".repeat(257), ..request("k", addr, body) },
+            DownloadRequest { url: "ftp://127.0.0.1/a".into(), ..request("k", addr, body) },
+            DownloadRequest { headers: vec![("Range".into(), "bytes=0-".into())], ..request("k", addr, body) },
+            DownloadRequest { headers: vec![("connection".into(), "close".into())], ..request("k", addr, body) },
+            DownloadRequest { expected_xxhash64: Some("ABCDEF0123456789".into()), ..request("k", addr, body) },
+            DownloadRequest { expected_size: (1 << 40) + 1, ..request("k", addr, body) },
+        ];
+        for req in bad {
+            let shown = format!("{req:?}").chars().take(120).collect::<String>();
+            assert!(matches!(f.engine.start_download(req).await, Err(TransferError::InvalidRequest(_))), "{shown}");
+        }
+        assert_eq!(f.engine.status("k").unwrap(), None, "nothing was recorded");
+        assert!(f.engine.list().unwrap().is_empty());
+        assert!(matches!(f.engine.status(""), Err(TransferError::InvalidRequest(_))));
+        assert!(matches!(f.engine.read_range("nope", 0, 1), Err(TransferError::InvalidRequest(_))));
+        assert!(matches!(f.engine.read_range(&"0".repeat(64), 0, 1), Err(TransferError::InvalidRequest(_))));
+    }
+
+    #[tokio::test]
+    async fn unfinished_transfers_resume_after_a_restart() {
+        let f = fixture();
+        let body = content(2 * RANGE as usize + 7);
+        let (addr, _) = source(body.clone(), Mode::Ranges).await;
+        // A row left `running` by a host that stopped, and one whose host is no longer allowed.
+        let insert = |key: &str, url: String| {
+            f.db.with(|c| {
+                c.execute(
+                    "INSERT INTO transfers (key, url, headers, expected_size, expected_xxhash64, state, done_bytes, created_at, updated_at)
+                     VALUES (?1, ?2, '[]', ?3, NULL, 'running', 5, 0, 0)",
+                    params![key, url, body.len() as u64],
+                )
+            })
+            .unwrap()
+        };
+        insert("left-over", format!("http://{addr}/media"));
+        insert("now-denied", "https://gone.example.test/media".into());
+        f.engine.resume_unfinished().await;
+        let TransferStatus::Complete(blob) = f.outcome("left-over").await else { panic!("not complete") };
+        assert_eq!(std::fs::read(f.blobs.path(&blob.id).unwrap()).unwrap(), body);
+        assert!(matches!(f.engine.status("now-denied").unwrap(), Some(TransferStatus::Failed(TransferError::Denied(_)))));
+    }
+
+    #[test]
+    fn content_range_parsing() {
+        let parse = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_RANGE, HeaderValue::from_str(v).unwrap());
+            content_range(&h)
+        };
+        assert_eq!(parse("bytes 0-9/100"), Some(ContentRange { range: Some((0, 9)), size: Some(100) }));
+        assert_eq!(parse("bytes 5-9/*"), Some(ContentRange { range: Some((5, 9)), size: None }));
+        assert_eq!(parse("bytes */100"), Some(ContentRange { range: None, size: Some(100) }));
+        for bad in ["bytes 0-9", "items 0-9/10", "bytes a-9/10", "bytes 0-9/x", "bytes 09/10"] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert_eq!(content_range(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn config_is_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open_in_memory().unwrap();
+        let blobs = BlobStore::open(dir.path(), db.clone()).unwrap();
+        let egress = EgressPolicy::new(&[], false).unwrap();
+        let make = |config| TransferEngine::new(db.clone(), blobs.clone(), egress.clone(), config).is_ok();
+        assert!(make(TransferConfig::default()));
+        assert!(!make(TransferConfig { range_size: 1024, ..TransferConfig::default() }));
+        assert!(!make(TransferConfig { concurrency: 0, ..TransferConfig::default() }));
+        assert!(!make(TransferConfig { max_file_size: 0, ..TransferConfig::default() }));
+    }
+}

@@ -1,0 +1,210 @@
+//! Running the connector component: one Engine, the component compiled once,
+//! an `InstancePre`, and a fresh Store per call with a deadline and a memory cap.
+//!
+//! A fresh instance per call means no state leaks between calls or tenants and a
+//! trap poisons nothing: the connector keeps its state in the `storage` import.
+
+mod cache;
+mod links;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::blobs::BlobStore;
+use crate::config::Config;
+use crate::imports::http::HttpClient;
+use crate::imports::notifications::Notifier;
+use crate::imports::repository::Repository;
+use crate::imports::storage::KvStore;
+use crate::imports::transfer::TransferEngine;
+
+/// The generated bindings for the WIT world `connector`.
+pub mod wit {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "connector",
+        imports: { default: async },
+        exports: { default: async },
+        // The admin API speaks these records as JSON.
+        additional_derives: [serde::Serialize, serde::Deserialize],
+    });
+}
+
+pub use wit::exports::frameio_dam::connector::{bindings, browse, inbound, jobs, oauth, provider};
+pub use wit::frameio_dam::connector::types::{Error as ConnectorError, Property};
+
+/// How often the epoch advances; the granularity of call deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The real parts behind the component's imports, shared by every call.
+pub struct Services {
+    pub storage: KvStore,
+    pub repository: Repository,
+    pub blobs: BlobStore,
+    pub notifier: Notifier,
+    pub http: HttpClient,
+    pub transfers: TransferEngine,
+}
+
+/// What one Store holds: WASI's context, limits, and the services.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    services: Arc<Services>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// A compiled connector, ready to instantiate per call.
+pub struct Runtime {
+    engine: Engine,
+    pre: wit::ConnectorPre<HostState>,
+    services: Arc<Services>,
+    deadline_ticks: u64,
+    max_memory_bytes: usize,
+}
+
+impl Runtime {
+    /// Compiles (or loads from cache) the component and links it.
+    pub fn new(config: &Config, services: Arc<Services>) -> anyhow::Result<Runtime> {
+        let mut wasm_config = wasmtime::Config::new();
+        wasm_config.epoch_interruption(true);
+        let engine = Engine::new(&wasm_config)?;
+        let component = cache::load_component(&engine, &config.component, &config.data_dir.join(&config.runtime.cache_dir))?;
+        let mut linker = Linker::new(&engine);
+        // A wasm32-wasip2 std build always imports a few WASI interfaces (clocks,
+        // random, cli, io); they are given with no files, environment or network.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wit::Connector::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+        let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).context("linking the connector component")?;
+        let pre = wit::ConnectorPre::new(pre)?;
+        spawn_epoch_ticker(&engine);
+        let ticks = config.runtime.call_timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
+        Ok(Runtime { engine, pre, services, deadline_ticks: ticks, max_memory_bytes: config.runtime.max_memory_bytes })
+    }
+
+    /// The services the component's imports use.
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    /// A fresh instance in a fresh Store, with this call's deadline and memory cap.
+    async fn instance(&self) -> anyhow::Result<(Store<HostState>, wit::Connector)> {
+        let state = HostState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(self.max_memory_bytes).instances(4).build(),
+            services: self.services.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(self.deadline_ticks);
+        store.epoch_deadline_trap();
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok((store, instance))
+    }
+
+    pub async fn describe(&self) -> anyhow::Result<provider::Descriptor> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_provider().call_describe(&mut store).await?)
+    }
+
+    pub async fn configure(&self, settings: Vec<Property>) -> anyhow::Result<Result<(), ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_provider().call_configure(&mut store, &settings).await?)
+    }
+
+    pub async fn oauth_begin(&self, user: &str, redirect_uri: &str) -> anyhow::Result<Result<oauth::Authorization, ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_oauth().call_begin(&mut store, user, redirect_uri).await?)
+    }
+
+    pub async fn oauth_complete(&self, state: &str, code: &str) -> anyhow::Result<Result<oauth::Connection, ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_oauth().call_complete(&mut store, state, code).await?)
+    }
+
+    pub async fn oauth_status(&self, user: &str) -> anyhow::Result<Result<Option<oauth::Connection>, ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_oauth().call_status(&mut store, user).await?)
+    }
+
+    pub async fn oauth_refresh(&self, user: &str) -> anyhow::Result<Result<oauth::Connection, ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_oauth().call_refresh(&mut store, user).await?)
+    }
+
+    /// One browse listing; `what` picks the export and `parent` its argument.
+    pub async fn browse(&self, user: &str, what: BrowseKind, parent: &str) -> anyhow::Result<Result<Vec<browse::Entry>, ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        let b = c.frameio_dam_connector_browse();
+        Ok(match what {
+            BrowseKind::Accounts => b.call_accounts(&mut store, user).await?,
+            BrowseKind::Teams => b.call_teams(&mut store, user, parent).await?,
+            BrowseKind::Projects => b.call_projects(&mut store, user, parent).await?,
+            BrowseKind::SharedProjects => b.call_shared_projects(&mut store, user).await?,
+            BrowseKind::Folders => b.call_folders(&mut store, user, parent).await?,
+        })
+    }
+
+    pub async fn bind(&self, req: &bindings::BindRequest) -> anyhow::Result<Result<bindings::Binding, ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_bindings().call_bind(&mut store, req).await?)
+    }
+
+    pub async fn unbind(&self, id: &str) -> anyhow::Result<Result<(), ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_bindings().call_unbind(&mut store, id).await?)
+    }
+
+    pub async fn list_bindings(&self) -> anyhow::Result<Result<Vec<bindings::Binding>, ConnectorError>> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_bindings().call_list_bindings(&mut store).await?)
+    }
+
+    pub async fn handle_inbound(&self, req: &inbound::Request) -> anyhow::Result<inbound::Reply> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_inbound().call_handle(&mut store, req).await?)
+    }
+
+    pub async fn run_job(&self, job: &jobs::Job) -> anyhow::Result<jobs::Outcome> {
+        let (mut store, c) = self.instance().await?;
+        Ok(c.frameio_dam_connector_jobs().call_run(&mut store, job).await?)
+    }
+}
+
+/// Which browse export to call.
+#[derive(Clone, Copy, Debug)]
+pub enum BrowseKind {
+    Accounts,
+    Teams,
+    Projects,
+    SharedProjects,
+    Folders,
+}
+
+/// Advances the engine's epoch on a timer for as long as the engine lives, so a
+/// guest stuck in a loop reaches its deadline and traps.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

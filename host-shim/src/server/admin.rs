@@ -1,0 +1,179 @@
+//! The admin JSON API, on its own (loopback) listener. It stands in for the DAM's
+//! own screens: cloud-service settings, folders, the "Bind to Frame.io" dialog, the
+//! documents a push made, and the jobs behind them. Every route is in the README.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::public::OAUTH_CALLBACK;
+use super::{AppState, error_response, reply};
+use crate::runtime::{BrowseKind, Property, bindings};
+
+/// The admin routes, under `/admin/api`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/admin/api/provider", get(describe).put(configure))
+        .route("/admin/api/folders", get(list_folders).post(create_folder))
+        .route("/admin/api/folders/{id}/documents", get(list_documents))
+        .route("/admin/api/documents/{id}", get(document))
+        .route("/admin/api/users/{user}/connect", post(connect))
+        .route("/admin/api/users/{user}/connection", get(connection))
+        .route("/admin/api/users/{user}/refresh", post(refresh))
+        .route("/admin/api/users/{user}/accounts", get(accounts))
+        .route("/admin/api/users/{user}/accounts/{id}/teams", get(teams))
+        .route("/admin/api/users/{user}/teams/{id}/projects", get(projects))
+        .route("/admin/api/users/{user}/shared-projects", get(shared_projects))
+        .route("/admin/api/users/{user}/folders/{id}/folders", get(folders))
+        .route("/admin/api/bindings", get(list_bindings).post(bind))
+        .route("/admin/api/bindings/{id}", axum::routing::delete(unbind))
+        .route("/admin/api/jobs", get(list_jobs))
+        .route("/admin/api/jobs/{id}", get(job))
+        .route("/admin/api/transfers", get(list_transfers))
+        .with_state(state)
+}
+
+/// A storage or repository failure on the host's side.
+fn host_failure(e: impl std::fmt::Display) -> Response {
+    error_response(StatusCode::SERVICE_UNAVAILABLE, e)
+}
+
+async fn describe(State(s): State<AppState>) -> Response {
+    match s.runtime.describe().await {
+        Ok(d) => Json(d).into_response(),
+        Err(e) => super::component_failure("describe", &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProviderForm {
+    settings: BTreeMap<String, String>,
+}
+
+async fn configure(State(s): State<AppState>, Json(form): Json<ProviderForm>) -> Response {
+    let settings = form.settings.into_iter().map(|(name, value)| Property { name, value }).collect();
+    match s.runtime.configure(settings).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        other => reply("configure", other),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewFolder {
+    path: String,
+    title: String,
+}
+
+async fn create_folder(State(s): State<AppState>, Json(f): Json<NewFolder>) -> Response {
+    match s.runtime.services().repository.create_folder(&f.path, &f.title) {
+        Ok(folder) => (StatusCode::CREATED, Json(folder)).into_response(),
+        Err(e) => error_response(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn list_folders(State(s): State<AppState>) -> Response {
+    match s.runtime.services().repository.list_folders() {
+        Ok(folders) => Json(folders).into_response(),
+        Err(e) => host_failure(e),
+    }
+}
+
+async fn list_documents(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.runtime.services().repository.list_documents(&id) {
+        Ok(docs) => Json(docs).into_response(),
+        Err(e) => host_failure(e),
+    }
+}
+
+/// A document with its versions and properties.
+async fn document(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let repo = &s.runtime.services().repository;
+    let found = repo.get_document(&id).and_then(|doc| {
+        let versions = repo.list_versions(&id)?;
+        let properties: BTreeMap<String, String> = repo.document_properties(&id)?.into_iter().collect();
+        Ok(json!({ "document": doc, "versions": versions, "properties": properties }))
+    });
+    match found {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => error_response(StatusCode::NOT_FOUND, e),
+    }
+}
+
+async fn connect(State(s): State<AppState>, Path(user): Path<String>) -> Response {
+    let redirect_uri = format!("{}{OAUTH_CALLBACK}", s.public_url);
+    reply("oauth.begin", s.runtime.oauth_begin(&user, &redirect_uri).await)
+}
+
+async fn connection(State(s): State<AppState>, Path(user): Path<String>) -> Response {
+    reply("oauth.status", s.runtime.oauth_status(&user).await)
+}
+
+async fn refresh(State(s): State<AppState>, Path(user): Path<String>) -> Response {
+    reply("oauth.refresh", s.runtime.oauth_refresh(&user).await)
+}
+
+async fn accounts(State(s): State<AppState>, Path(user): Path<String>) -> Response {
+    reply("browse.accounts", s.runtime.browse(&user, BrowseKind::Accounts, "").await)
+}
+
+async fn teams(State(s): State<AppState>, Path((user, id)): Path<(String, String)>) -> Response {
+    reply("browse.teams", s.runtime.browse(&user, BrowseKind::Teams, &id).await)
+}
+
+async fn projects(State(s): State<AppState>, Path((user, id)): Path<(String, String)>) -> Response {
+    reply("browse.projects", s.runtime.browse(&user, BrowseKind::Projects, &id).await)
+}
+
+async fn shared_projects(State(s): State<AppState>, Path(user): Path<String>) -> Response {
+    reply("browse.shared-projects", s.runtime.browse(&user, BrowseKind::SharedProjects, "").await)
+}
+
+async fn folders(State(s): State<AppState>, Path((user, id)): Path<(String, String)>) -> Response {
+    reply("browse.folders", s.runtime.browse(&user, BrowseKind::Folders, &id).await)
+}
+
+async fn bind(State(s): State<AppState>, Json(req): Json<bindings::BindRequest>) -> Response {
+    match s.runtime.bind(&req).await {
+        Ok(Ok(binding)) => (StatusCode::CREATED, Json(binding)).into_response(),
+        other => reply("bindings.bind", other),
+    }
+}
+
+async fn list_bindings(State(s): State<AppState>) -> Response {
+    reply("bindings.list", s.runtime.list_bindings().await)
+}
+
+async fn unbind(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.runtime.unbind(&id).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        other => reply("bindings.unbind", other),
+    }
+}
+
+async fn list_jobs(State(s): State<AppState>) -> Response {
+    match s.queue.list(200) {
+        Ok(jobs) => Json(jobs).into_response(),
+        Err(e) => host_failure(e),
+    }
+}
+
+async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.queue.get(&id) {
+        Ok(Some(job)) => Json(job).into_response(),
+        Ok(None) => error_response(StatusCode::NOT_FOUND, format!("job {id} was not found")),
+        Err(e) => host_failure(e),
+    }
+}
+
+async fn list_transfers(State(s): State<AppState>) -> Response {
+    match s.runtime.services().transfers.list() {
+        Ok(transfers) => Json(transfers).into_response(),
+        Err(e) => host_failure(e),
+    }
+}
