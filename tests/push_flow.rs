@@ -238,3 +238,31 @@ async fn an_expired_access_token_is_refreshed_before_use() {
     assert_eq!(after, before + 1, "one refresh before the call");
     world.stop().await;
 }
+
+#[tokio::test]
+async fn the_provider_can_come_from_the_host_config_file() {
+    let (world, _dir) = world_with(|o| o.provider_in_config = true).await;
+    // No admin call: the [provider] settings were applied at startup.
+    let page = world.connect("dana").await.unwrap();
+    assert!(page.contains("Connected to Frame.io"), "{page}");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_pkce_app_connects_with_a_verifier_and_no_secret() {
+    let (world, _dir) = world_with(|_| {}).await;
+    let base = world.sim.base_url();
+    let settings = json!({ "settings": {
+        "client-id": "fio-sim-pkce", "use-pkce": "true",
+        "authorization-url": format!("{base}/oauth2/auth"), "token-url": format!("{base}/oauth2/token"),
+        "api-url": world.sim.api_url(), "web-url": base, "public-url": format!("{}/frameio", world.host.public_url),
+    }});
+    assert_eq!(world.admin(Method::PUT, "/provider", Some(settings)).await.unwrap().status, 204);
+    let auth = world.admin(Method::POST, "/users/dana/connect", None).await.unwrap().body;
+    let url = auth["url"].as_str().unwrap();
+    assert!(url.contains("code_challenge_method=S256") && url.contains("code_challenge="), "{url}");
+    // The simulator refuses the code unless the verifier matches the challenge.
+    let page = world.connect("dana").await.unwrap();
+    assert!(page.contains("Connected to Frame.io"), "{page}");
+    world.stop().await;
+}

@@ -14,13 +14,14 @@ use tokio::task::JoinHandle;
 use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::db::Database;
-use crate::imports::http::HttpClient;
+use crate::imports::http::{EgressPolicy, HttpClient};
 use crate::imports::notifications::Notifier;
 use crate::imports::repository::Repository;
 use crate::imports::storage::KvStore;
 use crate::imports::transfer::TransferEngine;
 use crate::queue::JobQueue;
-use crate::runtime::{Runtime, Services};
+use crate::runtime::{Property, Runtime, Services};
+use crate::server::public::INBOUND_PREFIX;
 use crate::server::{self, AppState};
 use crate::worker::Worker;
 
@@ -68,7 +69,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     let mut notifications = config.notifications.clone();
     notifications.outbox_dir = under(&data_dir, &notifications.outbox_dir);
     let outbox_dir = notifications.outbox_dir.clone();
-    let transfers = TransferEngine::new(db.clone(), blobs.clone(), config.http.egress_policy()?, config.transfer.clone())?;
+    let media_egress = EgressPolicy::new(&config.transfer.allow_hosts, config.http.allow_private_addresses)?;
+    let transfers = TransferEngine::new(db.clone(), blobs.clone(), media_egress, config.transfer.clone())?;
     let services = Services {
         storage: KvStore::new(db.clone(), &config.tenant),
         repository: Repository::new(db.clone(), blobs.clone(), &format!("{admin_url}/admin/api")),
@@ -79,6 +81,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     };
     let services = Arc::new(services);
     let runtime = Arc::new(Runtime::new(&config, services.clone())?);
+    configure_provider(&runtime, &config, &public_url).await?;
     transfers.resume_unfinished().await;
 
     let queue = JobQueue::new(db);
@@ -98,6 +101,20 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     ];
     tracing::info!(%public_url, %admin_url, "host-shim is up");
     Ok(RunningHost { public_url, admin_url, outbox_dir, queue, services, tasks })
+}
+
+/// Applies the config's `[provider]` settings, refusing to start when they are invalid.
+async fn configure_provider(runtime: &Runtime, config: &Config, public_url: &str) -> anyhow::Result<()> {
+    if config.provider.is_empty() {
+        return Ok(());
+    }
+    let mut settings = config.provider.clone();
+    settings.entry("public-url".into()).or_insert_with(|| format!("{public_url}{INBOUND_PREFIX}"));
+    let settings = settings.into_iter().map(|(name, value)| Property { name, value }).collect();
+    match runtime.configure(settings).await? {
+        Ok(()) => Ok(()),
+        Err(e) => anyhow::bail!("the [provider] settings were refused: {}", server::error_status(&e).1),
+    }
 }
 
 fn serve(listener: TcpListener, router: axum::Router) -> JoinHandle<()> {

@@ -1,6 +1,7 @@
 //! The host-shim's configuration file (TOML). Every field has a default; the
 //! README lists them. Paths are relative to the directory the host runs in.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,11 @@ pub struct Config {
     pub component: PathBuf,
     /// The tenant whose state the connector's `storage` sees.
     pub tenant: String,
+    /// Provider settings applied at startup through `provider.configure`, as if an
+    /// administrator had saved them (names from the provider descriptor, for example
+    /// `client-id`, `api-url`, `token-url`). `public-url` defaults to the host's
+    /// public URL. Empty: keep what the admin API stored.
+    pub provider: BTreeMap<String, String>,
     pub server: ServerConfig,
     pub runtime: RuntimeConfig,
     pub worker: WorkerConfig,
@@ -73,6 +79,7 @@ impl Default for Config {
             data_dir: PathBuf::from("var"),
             component: PathBuf::from("target/wasm32-wasip2/wasm/frameio_connector.wasm"),
             tenant: "default".into(),
+            provider: BTreeMap::new(),
             server: ServerConfig::default(),
             runtime: RuntimeConfig::default(),
             worker: WorkerConfig::default(),

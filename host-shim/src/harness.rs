@@ -6,6 +6,7 @@
 //! reaches into the component or the host except through their APIs (and reads the
 //! .eml outbox, as a mail client would).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,8 @@ pub struct WorldOptions {
     pub data_dir: PathBuf,
     /// Where the compiled component is cached; share it between worlds to compile once.
     pub cache_dir: Option<PathBuf>,
+    /// Configure the provider from the host's config file instead of the admin API.
+    pub provider_in_config: bool,
     pub seed: Seed,
     pub sim: SimOptions,
 }
@@ -64,6 +67,7 @@ impl WorldOptions {
             component: component.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             cache_dir: None,
+            provider_in_config: false,
             seed: Seed::default_fixture(),
             sim: SimOptions::default(),
         }
@@ -86,23 +90,24 @@ pub struct Answer {
 }
 
 impl World {
-    /// Starts the host, then the simulator with the host's OAuth redirect URI registered.
+    /// Starts the simulator, then a host pointed at it. The simulator accepts the
+    /// host's loopback OAuth redirect URI on whatever port the host gets.
     pub async fn start(options: WorldOptions) -> anyhow::Result<World> {
+        let sim = Simulator::start(options.seed, options.sim, ([127, 0, 0, 1], 0).into()).await?;
         let mut config = Config { data_dir: options.data_dir, component: options.component, ..Config::default() };
         if let Some(cache_dir) = options.cache_dir {
             config.runtime.cache_dir = cache_dir;
+        }
+        if options.provider_in_config {
+            config.provider = provider_settings(&sim);
         }
         config.server.public_listen = ([127, 0, 0, 1], 0).into();
         config.server.admin_listen = ([127, 0, 0, 1], 0).into();
         // The simulator is on loopback, which the egress policy refuses unless told.
         config.http.allow_hosts = vec!["127.0.0.1".into()];
+        config.transfer.allow_hosts = vec!["127.0.0.1".into()];
         config.http.allow_private_addresses = true;
         let host = app::start(config).await?;
-        let mut seed = options.seed;
-        for app in &mut seed.oauth_apps {
-            app.redirect_uris.push(format!("{}/oauth/callback", host.public_url));
-        }
-        let sim = Simulator::start(seed, options.sim, ([127, 0, 0, 1], 0).into()).await?;
         let control = SimClient::new(sim.base_url())?;
         let http = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build()?;
         Ok(World { sim, control, host, http })
@@ -130,18 +135,11 @@ impl World {
         Ok(answer.body)
     }
 
-    /// Registers the provider with the simulator's endpoints, as an administrator would.
+    /// Registers the provider with the simulator's endpoints, as an administrator would
+    /// in the DAM's cloud-service settings.
     pub async fn configure_provider(&self) -> anyhow::Result<()> {
-        let base = self.sim.base_url();
-        let settings = json!({
-            "client-id": fixture::CLIENT_ID,
-            "client-secret": fixture::CLIENT_SECRET,
-            "authorization-url": format!("{base}/oauth2/auth"),
-            "token-url": format!("{base}/oauth2/token"),
-            "api-url": self.sim.api_url(),
-            "web-url": base,
-            "public-url": format!("{}/frameio", self.host.public_url),
-        });
+        let mut settings = provider_settings(&self.sim);
+        settings.insert("public-url".into(), format!("{}/frameio", self.host.public_url));
         self.admin_ok(reqwest::Method::PUT, "/provider", Some(json!({ "settings": settings }))).await?;
         Ok(())
     }
@@ -228,6 +226,22 @@ impl World {
         self.host.stop();
         self.sim.shutdown().await;
     }
+}
+
+/// The provider settings for the simulator's OAuth app and endpoints.
+fn provider_settings(sim: &Simulator) -> BTreeMap<String, String> {
+    let base = sim.base_url();
+    [
+        ("client-id", fixture::CLIENT_ID.to_string()),
+        ("client-secret", fixture::CLIENT_SECRET.to_string()),
+        ("authorization-url", format!("{base}/oauth2/auth")),
+        ("token-url", format!("{base}/oauth2/token")),
+        ("api-url", sim.api_url()),
+        ("web-url", base.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// A message from the outbox, with the headers a reader looks at.

@@ -38,7 +38,8 @@ const FORBIDDEN_HEADERS: &[&str] =
 pub struct HttpConfig {
     /// Hosts the connector may call: `host` (any port), `host:port`, `[v6]`,
     /// `[v6]:port`, or `*.example.com` (any subdomain of example.com, not example.com
-    /// itself). Lowercase. Default: Frame.io's API and Adobe's IMS (OAuth).
+    /// itself). Lowercase. Default: Frame.io's API, Frame.io's Legacy OAuth server and
+    /// Adobe's IMS (V4 OAuth).
     pub allow_hosts: Vec<String>,
     /// Whether hosts may resolve to loopback, private, link-local and similar
     /// addresses. Default `false`; only for tests and local development.
@@ -52,7 +53,7 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            allow_hosts: vec!["api.frame.io".into(), "ims-na1.adobelogin.com".into()],
+            allow_hosts: vec!["api.frame.io".into(), "applications.frame.io".into(), "ims-na1.adobelogin.com".into()],
             allow_private_addresses: false,
             timeout_ms: 30_000,
             max_response_bytes: MIN_RESPONSE_LIMIT,

@@ -62,6 +62,11 @@ const LIST_LIMIT: u32 = 500;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransferConfig {
+    /// Hosts media may be downloaded from: where Frame.io's `original` URLs point (its
+    /// object storage and CDN), in the `[http] allow_hosts` pattern syntax. Default:
+    /// `*.frame.io`, `*.amazonaws.com`, `*.cloudfront.net`. Private addresses follow
+    /// `[http] allow_private_addresses`.
+    pub allow_hosts: Vec<String>,
     /// Bytes per range request; at least 64 KiB. Default 8 MiB.
     pub range_size: u64,
     /// Range requests in flight per transfer, 1 to 64. Default 4.
@@ -74,7 +79,13 @@ pub struct TransferConfig {
 
 impl Default for TransferConfig {
     fn default() -> Self {
-        TransferConfig { range_size: 8 << 20, concurrency: 4, max_range_retries: 5, max_file_size: 1 << 40 }
+        TransferConfig {
+            allow_hosts: vec!["*.frame.io".into(), "*.amazonaws.com".into(), "*.cloudfront.net".into()],
+            range_size: 8 << 20,
+            concurrency: 4,
+            max_range_retries: 5,
+            max_file_size: 1 << 40,
+        }
     }
 }
 
