@@ -266,3 +266,26 @@ async fn a_pkce_app_connects_with_a_verifier_and_no_secret() {
     assert!(page.contains("Connected to Frame.io"), "{page}");
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_import_tells_the_pusher_why_and_makes_no_document() {
+    // Every download URL the simulator hands out has already expired: the job renews
+    // it by re-reading the asset a few times, then gives up.
+    let (world, _dir) = world_with(|o| o.sim.url_expiry_secs = 0).await;
+    world.configure_provider().await.unwrap();
+    world.connect("dana").await.unwrap();
+    let folder = world.create_folder("/Marketing/Spring", "Spring").await.unwrap();
+    let folder_id = folder["id"].as_str().unwrap();
+    let bound = world.bind("dana", folder_id, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap().body;
+    let action_id = bound["action_id"].as_str().unwrap();
+    let job = push_and_wait(&world, action_id, fixture::INTERVIEW_MP4, json!({"notify": "no"})).await;
+    assert_eq!(job.state, "failed", "{job:?}");
+    assert!(job.result_text.as_deref().unwrap_or("").contains("403"), "{job:?}");
+    assert!(world.documents(folder_id).await.unwrap().is_empty(), "a partial file never becomes a document");
+    let emails = world.emails().unwrap();
+    assert_eq!(emails.len(), 1, "failures are reported even without asking for email");
+    assert!(emails[0].to.contains("sam@"), "{:?}", emails[0]);
+    assert!(emails[0].subject.contains("could not be imported"));
+    assert!(emails[0].body.contains("403"), "{}", emails[0].body);
+    world.stop().await;
+}
