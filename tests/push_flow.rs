@@ -289,3 +289,54 @@ async fn a_failed_import_tells_the_pusher_why_and_makes_no_document() {
     assert!(emails[0].body.contains("403"), "{}", emails[0].body);
     world.stop().await;
 }
+
+#[tokio::test]
+async fn no_secret_is_written_in_clear_text_under_the_data_dir() {
+    let (world, dir, bound) = bound_world().await;
+    let job = push_and_wait(&world, &bound.action_id, fixture::INTERVIEW_MP4, json!({"notify": "yes"})).await;
+    assert_eq!(job.state, "done", "{job:?}");
+
+    // The storage opens its sealed values, so the test can learn what to look for.
+    let connection = world.host.services.storage.get("connection/dana").unwrap().expect("Dana's connection is stored");
+    let connection: Value = serde_json::from_slice(&connection.value).unwrap();
+    let access_token = connection["access_token"].as_str().expect("an access token is stored").to_string();
+    let signing_secret = connector_e2e::binding_secret(&world, &bound.binding_id);
+    let mut secrets = vec![fixture::CLIENT_SECRET.to_string(), signing_secret, access_token];
+    secrets.extend(connection["refresh_token"].as_str().map(String::from));
+    // The connector's records name these fields in JSON: seen in a file, they are clear text.
+    secrets.extend(["access_token", "refresh_token"].map(String::from));
+
+    let files: Vec<(String, Vec<u8>)> =
+        files_under(dir.path()).into_iter().map(|f| (f.display().to_string(), std::fs::read(&f).unwrap())).collect();
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    for (name, bytes) in &files {
+        for secret in &secrets {
+            assert!(!contains(bytes, secret.as_bytes()), "{name} holds a secret in clear text");
+        }
+    }
+    assert!(names.iter().any(|n| n.ends_with("host.sqlite3")), "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".eml")), "the outbox is scanned too: {names:?}");
+    // Storage keys are kept in clear: finding one proves the scan reads the database.
+    let binding_key = format!("binding/{}", bound.binding_id);
+    let seen = files.iter().any(|(_, bytes)| contains(bytes, binding_key.as_bytes()));
+    assert!(seen, "no file holds {binding_key}: {names:?}");
+    world.stop().await;
+}
+
+/// Every file under `dir`, at any depth.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}

@@ -21,6 +21,7 @@ use crate::imports::storage::KvStore;
 use crate::imports::transfer::TransferEngine;
 use crate::queue::JobQueue;
 use crate::runtime::{Property, Runtime, Services};
+use crate::sealing::{KEY_ENV, SealingKey};
 use crate::server::public::INBOUND_PREFIX;
 use crate::server::{self, AppState};
 use crate::worker::Worker;
@@ -64,6 +65,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     let public_url = config.public_url(public.local_addr()?);
     let admin_url = format!("http://{}", admin.local_addr()?);
 
+    let sealing = Arc::new(sealing_key(&config, &data_dir)?);
     let db = Database::open(&data_dir.join("host.sqlite3"))?;
     let blobs = BlobStore::open(&data_dir.join("blobs"), db.clone())?;
     let mut notifications = config.notifications.clone();
@@ -72,7 +74,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     let media_egress = EgressPolicy::new(&config.transfer.allow_hosts, config.http.allow_private_addresses)?;
     let transfers = TransferEngine::new(db.clone(), blobs.clone(), media_egress, config.transfer.clone())?;
     let services = Services {
-        storage: KvStore::new(db.clone(), &config.tenant),
+        storage: KvStore::new(db.clone(), &config.tenant, sealing),
         repository: Repository::new(db.clone(), blobs.clone(), &format!("{admin_url}/admin/api")),
         blobs,
         notifier: Notifier::new(notifications)?,
@@ -101,6 +103,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     ];
     tracing::info!(%public_url, %admin_url, "host-shim is up");
     Ok(RunningHost { public_url, admin_url, outbox_dir, queue, services, tasks })
+}
+
+/// The key sealing the connector's storage: from `FRAMEIO_DAM_KEY` when it is set
+/// (for deployments that keep secrets out of the file system), else the key file.
+fn sealing_key(config: &Config, data_dir: &Path) -> anyhow::Result<SealingKey> {
+    match SealingKey::from_env(KEY_ENV) {
+        Some(key) => key,
+        None => SealingKey::load_or_create(&under(data_dir, &config.key_file)),
+    }
 }
 
 /// Applies the config's `[provider]` settings, refusing to start when they are invalid.

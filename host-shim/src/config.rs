@@ -2,6 +2,7 @@
 //! README lists them. Paths are relative to the directory the host runs in.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -12,8 +13,9 @@ use crate::imports::http::HttpConfig;
 use crate::imports::notifications::NotificationsConfig;
 use crate::imports::transfer::TransferConfig;
 
-/// The whole configuration.
-#[derive(Clone, Debug, Deserialize)]
+/// The whole configuration. Its `Debug` output leaves out the provider settings'
+/// values, which include the OAuth client secret.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Where the SQLite database, the blob store, the outbox and the compiled
@@ -23,6 +25,13 @@ pub struct Config {
     pub component: PathBuf,
     /// The tenant whose state the connector's `storage` sees.
     pub tenant: String,
+    /// The key that seals every value of the connector's `storage` in the database
+    /// (relative: under `data_dir`). Created with mode 0600 on first start; a file
+    /// group or others can read is refused. The environment variable
+    /// `FRAMEIO_DAM_KEY` (64 hex digits) overrides it. Without the key, the stored
+    /// settings, connections and bindings cannot be read: back it up apart from the
+    /// database.
+    pub key_file: PathBuf,
     /// Provider settings applied at startup through `provider.configure`, as if an
     /// administrator had saved them (names from the provider descriptor, for example
     /// `client-id`, `api-url`, `token-url`). `public-url` defaults to the host's
@@ -61,6 +70,8 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: usize,
     /// Where the compiled component is cached (relative: under `data_dir`).
     pub cache_dir: PathBuf,
+    /// Instances the pooling allocator keeps ready; 0 allocates per call instead.
+    pub pooling_instances: u32,
 }
 
 /// The job worker.
@@ -79,6 +90,7 @@ impl Default for Config {
             data_dir: PathBuf::from("var"),
             component: PathBuf::from("target/wasm32-wasip2/wasm/frameio_connector.wasm"),
             tenant: "default".into(),
+            key_file: PathBuf::from("host.key"),
             provider: BTreeMap::new(),
             server: ServerConfig::default(),
             runtime: RuntimeConfig::default(),
@@ -87,6 +99,40 @@ impl Default for Config {
             transfer: TransferConfig::default(),
             notifications: NotificationsConfig::default(),
         }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured so that a new field cannot be left out of this list unnoticed.
+        let Config {
+            data_dir,
+            component,
+            tenant,
+            key_file,
+            provider,
+            server,
+            runtime,
+            worker,
+            http,
+            transfer,
+            notifications,
+        } = self;
+        // The host cannot tell which settings are secret, so it shows only their names.
+        let provider: BTreeMap<&str, &str> = provider.keys().map(|name| (name.as_str(), "<redacted>")).collect();
+        f.debug_struct("Config")
+            .field("data_dir", data_dir)
+            .field("component", component)
+            .field("tenant", tenant)
+            .field("key_file", key_file)
+            .field("provider", &provider)
+            .field("server", server)
+            .field("runtime", runtime)
+            .field("worker", worker)
+            .field("http", http)
+            .field("transfer", transfer)
+            .field("notifications", notifications)
+            .finish()
     }
 }
 
@@ -103,7 +149,7 @@ impl Default for ServerConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { call_timeout_ms: 10_000, max_memory_bytes: 64 << 20, cache_dir: PathBuf::from("cache") }
+        RuntimeConfig { call_timeout_ms: 10_000, max_memory_bytes: 64 << 20, cache_dir: PathBuf::from("cache"), pooling_instances: 0 }
     }
 }
 
@@ -139,5 +185,26 @@ impl Config {
         } else {
             self.server.public_url.trim_end_matches('/').to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_defaults_to_host_key_and_can_be_set() {
+        assert_eq!(Config::default().key_file, Path::new("host.key"));
+        let config: Config = toml::from_str(r#"key_file = "secrets/host.key""#).unwrap();
+        assert_eq!(config.key_file, Path::new("secrets/host.key"));
+    }
+
+    #[test]
+    fn debug_output_names_provider_settings_without_their_values() {
+        let mut config = Config::default();
+        config.provider.insert("client-secret".into(), "fio-sim-web-secret".into());
+        let debug = format!("{config:?}");
+        assert!(debug.contains("client-secret"), "{debug}");
+        assert!(!debug.contains("fio-sim-web-secret"), "{debug}");
     }
 }

@@ -5,25 +5,45 @@
 //! 1 MiB. Revisions start at 1 and increase on every write of a key, including across
 //! a delete: a deleted key keeps a tombstone row so that a compare-and-swap prepared
 //! before the delete can never succeed against a value written after it.
+//!
+//! Values are sealed (see [`crate::sealing`]) before they reach SQLite: the connector
+//! keeps client secrets, OAuth tokens and signing secrets here, and the host cannot
+//! tell which values those are, so it seals them all. Each value is bound to its
+//! tenant and key; one that does not open is reported as unavailable, never returned.
+//! Keys and revisions stay in clear text: they name records, they are not secrets.
+
+use std::fmt;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::db::{Database, unix_secs};
+use crate::sealing::SealingKey;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 512;
-/// Largest value, in bytes.
+/// Largest value, in bytes (of the plaintext: sealing adds 41 bytes on disk).
 pub const MAX_VALUE_BYTES: u32 = 1 << 20;
 /// Most keys `list_keys` returns.
 pub const MAX_LISTED_KEYS: usize = 1000;
 
-/// A stored value and its revision.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A stored value and its revision. `Debug` shows the value's size only: values hold
+/// the connector's secrets.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The stored bytes.
     pub value: Vec<u8>,
     /// The revision of this value (1 for the first write).
     pub revision: u64,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("value", &format_args!("<{} bytes>", self.value.len()))
+            .field("revision", &self.revision)
+            .finish()
+    }
 }
 
 /// Why a storage call failed; mirrors the WIT `storage-error`.
@@ -49,31 +69,55 @@ impl From<rusqlite::Error> for StorageError {
     }
 }
 
+/// Separates the storage's associated data from anything else the same key may seal.
+const AAD_LABEL: &[u8] = b"host-shim kv\0";
+
 /// The key-value store as one tenant sees it.
 #[derive(Clone)]
 pub struct KvStore {
     db: Database,
     tenant: String,
+    sealing: Arc<SealingKey>,
 }
 
 impl KvStore {
-    /// The store of `tenant` (the host validates tenant names in its config).
-    pub fn new(db: Database, tenant: &str) -> KvStore {
-        KvStore { db, tenant: tenant.to_string() }
+    /// The store of `tenant` (the host validates tenant names in its config), sealing
+    /// values with `key`.
+    pub fn new(db: Database, tenant: &str, key: Arc<SealingKey>) -> KvStore {
+        KvStore { db, tenant: tenant.to_string(), sealing: key }
     }
 
     /// Reads a key; `None` when absent.
     pub fn get(&self, key: &str) -> Result<Option<Entry>, StorageError> {
         check_key(key)?;
-        let entry = self.db.with(|c| {
+        let row: Option<(Vec<u8>, u64)> = self.db.with(|c| {
             c.query_row(
                 "SELECT value, revision FROM kv WHERE tenant = ?1 AND key = ?2 AND value IS NOT NULL",
                 params![self.tenant, key],
-                |row| Ok(Entry { value: row.get(0)?, revision: row.get(1)? }),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
         })?;
-        Ok(entry)
+        let Some((sealed, revision)) = row else { return Ok(None) };
+        let value = self.sealing.open(&self.aad(key), &sealed).map_err(|e| {
+            // Tampering, a value copied from another key, or a host started with the
+            // wrong key: the operator needs to know which key, never its contents.
+            tracing::warn!(tenant = %self.tenant, key, error = %e, "a stored value could not be opened");
+            StorageError::Unavailable("stored value failed authentication".into())
+        })?;
+        Ok(Some(Entry { value, revision }))
+    }
+
+    /// What a value is bound to: the label, the tenant (length first, so no two
+    /// tenant and key pairs run together into the same bytes) and the key.
+    fn aad(&self, key: &str) -> Vec<u8> {
+        let tenant = self.tenant.as_bytes();
+        let mut aad = Vec::with_capacity(AAD_LABEL.len() + 8 + tenant.len() + key.len());
+        aad.extend_from_slice(AAD_LABEL);
+        aad.extend_from_slice(&(tenant.len() as u64).to_be_bytes());
+        aad.extend_from_slice(tenant);
+        aad.extend_from_slice(key.as_bytes());
+        aad
     }
 
     /// Writes a key unconditionally and returns its new revision.
@@ -89,10 +133,12 @@ impl KvStore {
 
     /// Reads the revision and writes in one immediate transaction, so no other writer
     /// can slip in between the check and the write. `condition` is `None` for an
-    /// unconditional write, `Some(expected)` for compare-and-swap.
+    /// unconditional write, `Some(expected)` for compare-and-swap. The value is sealed
+    /// before the lock is taken, keeping the critical section short.
     fn write(&self, key: &str, condition: Option<Option<u64>>, value: &[u8]) -> Result<u64, StorageError> {
         check_key(key)?;
         check_value(value)?;
+        let sealed = self.sealing.seal(&self.aad(key), value);
         self.db.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (live, last) = self.current(&tx, key)?;
@@ -106,7 +152,7 @@ impl KvStore {
                 "INSERT INTO kv (tenant, key, value, revision, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
                                                           updated_at = excluded.updated_at",
-                params![self.tenant, key, value, revision, unix_secs()],
+                params![self.tenant, key, sealed, revision, unix_secs()],
             )?;
             tx.commit()?;
             Ok(revision)
@@ -201,7 +247,7 @@ mod tests {
     use super::*;
 
     fn store(tenant: &str) -> KvStore {
-        KvStore::new(Database::open_in_memory().unwrap(), tenant)
+        KvStore::new(Database::open_in_memory().unwrap(), tenant, Arc::new(SealingKey::generate()))
     }
 
     #[test]
@@ -256,8 +302,9 @@ mod tests {
     #[test]
     fn tenants_are_isolated() {
         let db = Database::open_in_memory().unwrap();
-        let a = KvStore::new(db.clone(), "a");
-        let b = KvStore::new(db, "b");
+        let key = Arc::new(SealingKey::generate());
+        let a = KvStore::new(db.clone(), "a", key.clone());
+        let b = KvStore::new(db, "b", key);
         a.set("shared", b"from a").unwrap();
         assert_eq!(b.get("shared").unwrap(), None);
         assert_eq!(b.set("shared", b"from b").unwrap(), 1);
@@ -318,5 +365,86 @@ mod tests {
         assert_eq!(keys.len(), MAX_LISTED_KEYS);
         assert_eq!(keys.first().map(String::as_str), Some("k0000"));
         assert_eq!(keys.last().map(String::as_str), Some("k0999"));
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|window| window == needle)
+    }
+
+    fn raw_values(db: &Database) -> Vec<Vec<u8>> {
+        db.with(|c| {
+            let mut stmt = c.prepare("SELECT value FROM kv WHERE value IS NOT NULL")?;
+            stmt.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<Vec<Vec<u8>>>>()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn debug_output_shows_the_size_of_a_value_not_its_bytes() {
+        let entry = Entry { value: b"fio-sim-web-secret".to_vec(), revision: 3 };
+        assert_eq!(format!("{entry:?}"), "Entry { value: <18 bytes>, revision: 3 }");
+    }
+
+    #[test]
+    fn no_value_is_stored_in_clear_text_in_the_rows_or_the_files() {
+        const SECRET: &[u8] = b"fio-sim-web-secret-7c1e";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.sqlite3");
+        let db = Database::open(&path).unwrap();
+        let kv = KvStore::new(db.clone(), "t", Arc::new(SealingKey::generate()));
+        let record = [br#"{"access_token":""#.as_slice(), SECRET, b"\"}"].concat();
+        kv.set("connection/dana", &record).unwrap();
+        kv.compare_and_swap("settings", None, &record).unwrap();
+        assert_eq!(kv.get("connection/dana").unwrap().unwrap().value, record, "the store still reads it back");
+
+        let rows = raw_values(&db);
+        assert_eq!(rows.len(), 2);
+        let clear = |row: &Vec<u8>| contains(row, SECRET) || contains(row, b"access_token");
+        assert!(!rows.iter().any(clear), "a row holds clear text");
+
+        let mut files = 0;
+        let mut keys_seen = false;
+        for suffix in ["", "-wal", "-shm"] {
+            let Ok(bytes) = std::fs::read(dir.path().join(format!("host.sqlite3{suffix}"))) else { continue };
+            files += 1;
+            assert!(!contains(&bytes, SECRET), "host.sqlite3{suffix} holds the secret");
+            assert!(!contains(&bytes, b"access_token"), "host.sqlite3{suffix} holds a field name in clear");
+            keys_seen |= contains(&bytes, b"connection/dana");
+        }
+        assert!(files >= 2, "the database and its WAL are on disk");
+        // The key is stored in clear: finding it proves the scan reads what was written.
+        assert!(keys_seen, "the scan found none of the written rows");
+    }
+
+    #[test]
+    fn a_value_moved_to_another_key_or_tenant_or_tampered_with_is_refused() {
+        let db = Database::open_in_memory().unwrap();
+        let key = Arc::new(SealingKey::generate());
+        let a = KvStore::new(db.clone(), "a", key.clone());
+        let b = KvStore::new(db.clone(), "b", key);
+        a.set("binding/1", b"signing secret").unwrap();
+        a.set("binding/2", b"other").unwrap();
+        b.set("binding/1", b"b's own").unwrap();
+        // Copies the raw value of a/binding/1 to another row, as someone with the file could.
+        let copy_to = |tenant: &str, key: &str| {
+            let sql = "UPDATE kv SET value = (SELECT value FROM kv WHERE tenant = 'a' AND key = 'binding/1')
+                       WHERE tenant = ?1 AND key = ?2";
+            db.with(|c| c.execute(sql, params![tenant, key])).unwrap()
+        };
+        let refused = Err(StorageError::Unavailable("stored value failed authentication".into()));
+
+        copy_to("a", "binding/2");
+        assert_eq!(a.get("binding/2"), refused, "moved to another key");
+        copy_to("b", "binding/1");
+        assert_eq!(b.get("binding/1"), refused, "moved to another tenant");
+        let tamper = "UPDATE kv SET value = CAST(value || x'00' AS BLOB) WHERE tenant = 'a' AND key = 'binding/1'";
+        db.with(|c| c.execute(tamper, [])).unwrap();
+        assert_eq!(a.get("binding/1"), refused, "tampered with");
+
+        let other_key = KvStore::new(db, "a", Arc::new(SealingKey::generate()));
+        other_key.set("fresh", b"v").unwrap();
+        assert_eq!(a.get("fresh"), refused, "sealed under another key");
+        assert_eq!(a.set("binding/2", b"rewritten").unwrap(), 2, "a refused value can be overwritten");
+        assert_eq!(a.get("binding/2").unwrap().unwrap().value, b"rewritten");
     }
 }
