@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use crate::app::{self, RunningHost};
 use crate::config::Config;
+use crate::queue::JobRow;
 
 /// Ids from the bundled simulator seed (`fixtures/seed.json`).
 pub mod fixture {
@@ -79,6 +80,22 @@ pub struct World {
     pub sim: Simulator,
     pub control: SimClient,
     pub host: RunningHost,
+    admin: AdminClient,
+}
+
+impl std::ops::Deref for World {
+    type Target = AdminClient;
+
+    fn deref(&self) -> &AdminClient {
+        &self.admin
+    }
+}
+
+/// A client for a running host's admin API (and, for OAuth, its public listener),
+/// wherever the host runs: in this process or another.
+pub struct AdminClient {
+    pub admin_url: String,
+    pub public_url: String,
     http: reqwest::Client,
 }
 
@@ -109,13 +126,54 @@ impl World {
         config.http.allow_private_addresses = true;
         let host = app::start(config).await?;
         let control = SimClient::new(sim.base_url())?;
+        let admin = AdminClient::new(&host.admin_url, &host.public_url)?;
+        Ok(World { sim, control, host, admin })
+    }
+
+    /// Registers the provider with the simulator's endpoints, as an administrator would
+    /// in the DAM's cloud-service settings.
+    pub async fn configure_provider(&self) -> anyhow::Result<()> {
+        let mut settings = provider_settings(&self.sim);
+        settings.insert("public-url".into(), format!("{}/frameio", self.host.public_url));
+        self.admin_ok(reqwest::Method::PUT, "/provider", Some(json!({ "settings": settings }))).await?;
+        Ok(())
+    }
+
+    /// A Frame.io user runs the action on an asset and submits the form.
+    /// Returns the form (the click's answer) and the final message.
+    pub async fn push(&self, action_id: &str, asset_id: &str, user: &str, data: Value) -> anyhow::Result<(ActionReply, ActionReply)> {
+        let form = self.control.click(action_id, asset_id, Some(user)).await?;
+        let message = self.control.submit(action_id, &form.interaction_id, asset_id, Some(user), data).await?;
+        Ok((form, message))
+    }
+
+    /// The messages in the outbox, oldest first.
+    pub fn emails(&self) -> anyhow::Result<Vec<Email>> {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.host.outbox_dir) {
+            Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect(),
+            Err(_) => return Ok(Vec::new()),
+        };
+        files.sort();
+        files.iter().map(|p| Email::read(p)).collect()
+    }
+
+    /// Stops the host and the simulator.
+    pub async fn stop(self) {
+        self.host.stop();
+        self.sim.shutdown().await;
+    }
+}
+
+impl AdminClient {
+    /// A client for the host whose listeners are at these URLs.
+    pub fn new(admin_url: &str, public_url: &str) -> anyhow::Result<AdminClient> {
         let http = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build()?;
-        Ok(World { sim, control, host, http })
+        Ok(AdminClient { admin_url: admin_url.to_string(), public_url: public_url.to_string(), http })
     }
 
     /// Calls the admin API.
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Answer> {
-        let url = format!("{}/admin/api{path}", self.host.admin_url);
+        let url = format!("{}/admin/api{path}", self.admin_url);
         let mut req = self.http.request(method.clone(), &url);
         if let Some(body) = body {
             req = req.json(&body);
@@ -127,21 +185,12 @@ impl World {
         Ok(Answer { status, body })
     }
 
-    async fn admin_ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub async fn admin_ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let answer = self.admin(method.clone(), path, body).await?;
         if !answer.status.is_success() {
             bail!("{method} {path}: {} {}", answer.status, answer.body);
         }
         Ok(answer.body)
-    }
-
-    /// Registers the provider with the simulator's endpoints, as an administrator would
-    /// in the DAM's cloud-service settings.
-    pub async fn configure_provider(&self) -> anyhow::Result<()> {
-        let mut settings = provider_settings(&self.sim);
-        settings.insert("public-url".into(), format!("{}/frameio", self.host.public_url));
-        self.admin_ok(reqwest::Method::PUT, "/provider", Some(json!({ "settings": settings }))).await?;
-        Ok(())
     }
 
     /// Connects `user` the way a browser would: open the authorization URL, follow
@@ -176,19 +225,11 @@ impl World {
         self.admin(reqwest::Method::POST, "/bindings", Some(req)).await
     }
 
-    /// A Frame.io user runs the action on an asset and submits the form.
-    /// Returns the form (the click's answer) and the final message.
-    pub async fn push(&self, action_id: &str, asset_id: &str, user: &str, data: Value) -> anyhow::Result<(ActionReply, ActionReply)> {
-        let form = self.control.click(action_id, asset_id, Some(user)).await?;
-        let message = self.control.submit(action_id, &form.interaction_id, asset_id, Some(user), data).await?;
-        Ok((form, message))
-    }
-
     /// Waits until the job queued under `key` has finished (done or failed).
-    pub async fn wait_for_job(&self, key: &str, timeout: Duration) -> anyhow::Result<crate::queue::JobRow> {
+    pub async fn wait_for_job(&self, key: &str, timeout: Duration) -> anyhow::Result<JobRow> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(job) = self.host.queue.find_by_key(key)? {
+            if let Some(job) = self.job_by_key(key).await? {
                 if job.state == "done" || job.state == "failed" {
                     return Ok(job);
                 }
@@ -211,20 +252,17 @@ impl World {
         Ok(list.as_array().cloned().unwrap_or_default())
     }
 
-    /// The messages in the outbox, oldest first.
-    pub fn emails(&self) -> anyhow::Result<Vec<Email>> {
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(&self.host.outbox_dir) {
-            Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect(),
-            Err(_) => return Ok(Vec::new()),
-        };
-        files.sort();
-        files.iter().map(|p| Email::read(p)).collect()
+    /// The job queued under `key`, if any.
+    pub async fn job_by_key(&self, key: &str) -> anyhow::Result<Option<JobRow>> {
+        let jobs = self.admin_ok(reqwest::Method::GET, "/jobs", None).await?;
+        let rows: Vec<JobRow> = serde_json::from_value(jobs).context("the job list is not JobRow JSON")?;
+        Ok(rows.into_iter().find(|j| j.key == key))
     }
 
-    /// Stops the host and the simulator.
-    pub async fn stop(self) {
-        self.host.stop();
-        self.sim.shutdown().await;
+    /// The most linear memory any call into the component has used.
+    pub async fn guest_memory_peak(&self) -> anyhow::Result<u64> {
+        let stats = self.admin_ok(reqwest::Method::GET, "/stats", None).await?;
+        stats["guest_memory_peak_bytes"].as_u64().context("no guest_memory_peak_bytes in /stats")
     }
 }
 

@@ -6,6 +6,7 @@
 //! this crate in their tests (see [`harness`]); the `host-shim` binary runs it.
 
 pub mod app;
+pub mod bench;
 pub mod blobs;
 pub mod config;
 pub mod db;
@@ -14,5 +15,6 @@ pub mod harness;
 pub mod imports;
 pub mod queue;
 pub mod runtime;
+pub mod sealing;
 pub mod server;
 pub mod worker;

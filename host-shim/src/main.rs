@@ -30,6 +30,20 @@ enum Command {
         #[arg(long, default_value = "var/demo")]
         data_dir: PathBuf,
     },
+    /// Measure imports against curl and frameioclient, and print a table.
+    Bench {
+        #[arg(long, default_value = "target/wasm32-wasip2/wasm/frameio_connector.wasm")]
+        component: PathBuf,
+        /// Scratch space: needs room for the largest size a few times over.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// Sizes to import, in MiB.
+        #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
+        sizes: Vec<u64>,
+        /// Skip curl and frameioclient.
+        #[arg(long)]
+        no_peers: bool,
+    },
     /// Run the Frame.io simulator alone.
     Sim {
         /// Seed file; the bundled fixture when omitted.
@@ -59,6 +73,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { component, data_dir } => host_shim::demo::run(&component, &data_dir).await,
+        Command::Bench { component, work_dir, sizes, no_peers } => {
+            let options = host_shim::bench::BenchOptions { component, work_dir, sizes_mib: sizes, peers: !no_peers };
+            host_shim::bench::run(options).await
+        }
         Command::Sim { seed, listen } => {
             let seed = match seed {
                 Some(path) => frameio_sim::Seed::load(&path)?,

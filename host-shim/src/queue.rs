@@ -9,7 +9,7 @@
 //! so "due" means the same thing for queued and running jobs: `run_after <= now`.
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::db::{Database, new_id, unix_millis};
 
@@ -38,7 +38,7 @@ pub struct Job {
 }
 
 /// A job as the admin view shows it (payload left out).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRow {
     /// The queue's identifier.
     pub id: String,

@@ -26,6 +26,8 @@ pub const KIND: &str = "push";
 const MAX_ATTEMPTS: u32 = 6;
 /// How often a download URL may be renewed before giving up.
 const MAX_URL_RENEWALS: u32 = 3;
+/// How often a running download is checked on.
+const POLL_MS: u32 = 100;
 
 /// The job's payload, carried between steps by the host.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -204,8 +206,10 @@ fn poll(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download) -
 
 fn on_status(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download, status: TransferStatus) -> Result<Outcome> {
     match status {
+        // Polling is one fresh instance and one status read: cheap enough to do ten
+        // times a second, so a finished download becomes a document promptly.
         TransferStatus::Running { done, total } => Ok(Outcome::Next {
-            delay_ms: 500,
+            delay_ms: POLL_MS,
             status: format!("downloading: {done} of {total} bytes"),
             payload: PushJob { stage: Stage::Downloading(download), ..job.clone() }.encode(),
         }),

@@ -26,7 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -360,11 +360,20 @@ impl TransferEngine {
             })
             .await?
         };
+        let started = Instant::now();
         if req.expected_size > 0 {
             self.fetch_with_progress(req, file).await?;
         }
+        let fetched = started.elapsed();
         let (blobs, path) = (self.inner.blobs.clone(), staged.to_path_buf());
         let sealed = blocking(move || blobs.seal(&path)).await?;
+        tracing::info!(
+            key = %req.key,
+            bytes = req.expected_size,
+            fetch_ms = fetched.as_millis() as u64,
+            hash_ms = (started.elapsed() - fetched).as_millis() as u64,
+            "transfer fetched and hashed"
+        );
         if let Err(mismatch) = verify(sealed.info(), req) {
             blocking(move || sealed.discard()).await?;
             return Err(mismatch);
@@ -373,32 +382,29 @@ impl TransferEngine {
         blocking(move || blobs.install(sealed)).await
     }
 
-    /// Fetches every range while a separate task records progress once a second
-    /// (separate, so that a slow fsync never stalls the downloads).
+    /// Fetches every range while a separate task records progress once a second.
     async fn fetch_with_progress(&self, req: &DownloadRequest, file: Arc<File>) -> Result<(), TransferError> {
-        let fetch = RangeFetch::new(self, req, file.clone())?;
+        let fetch = RangeFetch::new(self, req, file)?;
         let reporter = tokio::spawn({
             let (engine, key, done) = (self.clone(), req.key.clone(), fetch.done.clone());
-            async move { engine.report_progress(&key, &file, &done).await }
+            async move { engine.report_progress(&key, &done).await }
         });
         let result = fetch.all(self.inner.config.range_size, self.inner.config.concurrency).await;
         reporter.abort();
         result
     }
 
-    /// Every second: makes the bytes written so far durable, then records them as
-    /// done. Runs until aborted.
-    async fn report_progress(&self, key: &str, file: &Arc<File>, done: &AtomicU64) {
+    /// Every second: records the bytes written so far, for the admin view. It does
+    /// not fsync them: an interrupted transfer restarts from scratch, so progress is a
+    /// report, not a resume point, and an fsync a second would stall the downloads on
+    /// the disk. The one fsync that matters comes before the blob is installed.
+    /// Runs until aborted.
+    async fn report_progress(&self, key: &str, done: &AtomicU64) {
         let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
         tick.tick().await;
         loop {
             tick.tick().await;
             let written = done.load(Ordering::Relaxed);
-            let file = file.clone();
-            if let Err(e) = blocking(move || file.sync_data()).await {
-                tracing::warn!(key, error = %e, "syncing a transfer's progress failed");
-                continue;
-            }
             let updated = self.inner.db.with(|c| {
                 c.execute(
                     "UPDATE transfers SET done_bytes = ?2, updated_at = ?3 WHERE key = ?1 AND state = 'running'",

@@ -5,18 +5,20 @@
 //! trap poisons nothing: the connector keeps its state in the `storage` import.
 
 mod cache;
+mod limits;
 mod links;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::blobs::BlobStore;
-use crate::config::Config;
+use crate::config::{Config, RuntimeConfig};
 use crate::imports::http::HttpClient;
 use crate::imports::notifications::Notifier;
 use crate::imports::repository::Repository;
@@ -55,7 +57,7 @@ pub struct Services {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: limits::CallLimits,
     services: Arc<Services>,
 }
 
@@ -72,14 +74,14 @@ pub struct Runtime {
     services: Arc<Services>,
     deadline_ticks: u64,
     max_memory_bytes: usize,
+    /// The most linear memory any call has grown to.
+    memory_peak: Arc<AtomicUsize>,
 }
 
 impl Runtime {
     /// Compiles (or loads from cache) the component and links it.
     pub fn new(config: &Config, services: Arc<Services>) -> anyhow::Result<Runtime> {
-        let mut wasm_config = wasmtime::Config::new();
-        wasm_config.epoch_interruption(true);
-        let engine = Engine::new(&wasm_config)?;
+        let engine = Engine::new(&engine_config(&config.runtime))?;
         let component = cache::load_component(&engine, &config.component, &config.data_dir.join(&config.runtime.cache_dir))?;
         let mut linker = Linker::new(&engine);
         // A wasm32-wasip2 std build always imports a few WASI interfaces (clocks,
@@ -90,7 +92,19 @@ impl Runtime {
         let pre = wit::ConnectorPre::new(pre)?;
         spawn_epoch_ticker(&engine);
         let ticks = config.runtime.call_timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
-        Ok(Runtime { engine, pre, services, deadline_ticks: ticks, max_memory_bytes: config.runtime.max_memory_bytes })
+        Ok(Runtime {
+            engine,
+            pre,
+            services,
+            deadline_ticks: ticks,
+            max_memory_bytes: config.runtime.max_memory_bytes,
+            memory_peak: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The most linear memory any call into the component has used, in bytes.
+    pub fn guest_memory_peak(&self) -> usize {
+        self.memory_peak.load(Ordering::Relaxed)
     }
 
     /// The services the component's imports use.
@@ -103,7 +117,7 @@ impl Runtime {
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(self.max_memory_bytes).instances(4).build(),
+            limits: limits::CallLimits::new(self.max_memory_bytes, self.memory_peak.clone()),
             services: self.services.clone(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -181,6 +195,26 @@ impl Runtime {
         let (mut store, c) = self.instance().await?;
         Ok(c.frameio_dam_connector_jobs().call_run(&mut store, job).await?)
     }
+}
+
+/// Epoch interruption always; the pooling allocator when configured. Pooling keeps
+/// instance slots (memories, tables, stacks) mapped between calls, so a fresh
+/// instance per call costs microseconds; when the pool is full, instantiation waits
+/// on nothing and fails, so the pool is sized for the worker and server together.
+fn engine_config(runtime: &RuntimeConfig) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    if runtime.pooling_instances > 0 {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(runtime.pooling_instances)
+            .total_core_instances(runtime.pooling_instances * 4)
+            .total_memories(runtime.pooling_instances * 2)
+            .total_tables(runtime.pooling_instances * 4)
+            .total_stacks(runtime.pooling_instances)
+            .max_memory_size(runtime.max_memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
 }
 
 /// Which browse export to call.

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/api/jobs", get(list_jobs))
         .route("/admin/api/jobs/{id}", get(job))
         .route("/admin/api/transfers", get(list_transfers))
+        .route("/admin/api/stats", get(stats))
         .with_state(state)
 }
 
@@ -176,4 +177,9 @@ async fn list_transfers(State(s): State<AppState>) -> Response {
         Ok(transfers) => Json(transfers).into_response(),
         Err(e) => host_failure(e),
     }
+}
+
+/// Runtime figures: the most linear memory any call into the component has used.
+async fn stats(State(s): State<AppState>) -> Response {
+    Json(json!({ "guest_memory_peak_bytes": s.runtime.guest_memory_peak() })).into_response()
 }

@@ -1,0 +1,147 @@
+//! `host-shim bench`: import throughput through the whole flow, next to `curl -o`
+//! and the official Python client, with the host's peak memory and the guest's
+//! linear-memory high-water mark. Prints a table; asserts nothing.
+//!
+//! Every figure comes from one run against one simulator: the import is timed from
+//! the custom-action click to the finished job (download, verification, document),
+//! the peers fetch the same presigned URL to the same disk. Each size runs in a
+//! fresh host-shim child process so its peak RSS belongs to that size alone.
+
+mod child;
+mod peers;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use frameio_sim::{Seed, SimClient, SimOptions, Simulator};
+use serde_json::{Value, json};
+
+use crate::harness::fixture;
+use child::ChildHost;
+
+/// What to run.
+pub struct BenchOptions {
+    pub component: PathBuf,
+    /// Scratch space for host data, peer downloads and the virtualenv.
+    pub work_dir: PathBuf,
+    /// Sizes to import, in MiB.
+    pub sizes_mib: Vec<u64>,
+    /// Also run curl and frameioclient.
+    pub peers: bool,
+}
+
+/// One size's figures.
+struct Row {
+    size: u64,
+    import_secs: f64,
+    curl_secs: Option<f64>,
+    frameioclient_secs: Option<f64>,
+    host_peak_rss: u64,
+    guest_memory_peak: u64,
+}
+
+/// Runs the benchmark and prints the table.
+pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.work_dir)?;
+    let work = std::fs::canonicalize(&options.work_dir)?;
+    let component = std::fs::canonicalize(&options.component).context("the component (build it with `cargo xtask build`)")?;
+    let sim_options = SimOptions { url_expiry_secs: 24 * 3600, ..SimOptions::default() };
+    let sim = Simulator::start(Seed::default_fixture(), sim_options, ([127, 0, 0, 1], 0).into()).await?;
+    let python = if options.peers { Some(peers::frameioclient_venv(&work)?) } else { None };
+    let mut rows = Vec::new();
+    for &mib in &options.sizes_mib {
+        let row = measure(&sim, &component, &work, mib << 20, python.as_deref()).await;
+        rows.push(row?);
+    }
+    sim.shutdown().await;
+    print_table(&rows);
+    Ok(())
+}
+
+async fn measure(sim: &Simulator, component: &Path, work: &Path, size: u64, python: Option<&Path>) -> anyhow::Result<Row> {
+    let name = format!("bench-{}MiB.mov", size >> 20);
+    let asset_id = add_asset(&sim.base_url(), &name, size).await?;
+    eprintln!("{name}: importing through the connector");
+    let host_dir = work.join(format!("host-{}", size >> 20));
+    let _ = std::fs::remove_dir_all(&host_dir);
+    let host = ChildHost::start(&host_dir, component, &work.join("component-cache"), &sim.base_url()).await?;
+    let imported = import(&host, &sim.base_url(), &asset_id).await;
+    let host_peak_rss = host.peak_rss()?;
+    let guest_memory_peak = host.admin.guest_memory_peak().await?;
+    host.stop();
+    std::fs::remove_dir_all(&host_dir)?;
+    let import_secs = imported?;
+
+    let (mut curl_secs, mut frameioclient_secs) = (None, None);
+    if let Some(python) = python {
+        let token = peers::sim_token(&sim.base_url()).await?;
+        eprintln!("{name}: curl -o");
+        let url = peers::original_url(&sim.base_url(), &token, &asset_id).await?;
+        curl_secs = Some(peers::curl(&url, work, size)?);
+        eprintln!("{name}: frameioclient 1.1.0");
+        frameioclient_secs = Some(peers::frameioclient(python, &token, &sim.base_url(), &asset_id, &name, work, size)?);
+    }
+    Ok(Row { size, import_secs, curl_secs, frameioclient_secs, host_peak_rss, guest_memory_peak })
+}
+
+/// Adds a fully uploaded file of `size` bytes to the Spring Campaign root.
+async fn add_asset(sim_base: &str, name: &str, size: u64) -> anyhow::Result<String> {
+    let asset: Value = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .post(format!("{sim_base}/_sim/assets/{}/children", fixture::SPRING_ROOT))
+        .json(&json!({ "name": name, "filetype": "video/quicktime", "filesize": size }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(asset["id"].as_str().context("the simulator returned no asset id")?.to_string())
+}
+
+/// Binds a folder, pushes the asset, and times click-to-document.
+async fn import(host: &ChildHost, sim_base: &str, asset_id: &str) -> anyhow::Result<f64> {
+    let admin = &host.admin;
+    admin.connect("dana").await?;
+    let folder = admin.create_folder("/Bench", "Bench").await?;
+    let folder_id = folder["id"].as_str().context("folder id")?;
+    let bound = admin.bind("dana", folder_id, fixture::SPRING_CAMPAIGN, "Bench import").await?;
+    let action_id = bound.body["action_id"].as_str().with_context(|| format!("bind failed: {}", bound.body))?;
+    let control = SimClient::new(sim_base)?;
+    let started = Instant::now();
+    let form = control.click(action_id, asset_id, Some(fixture::SAM)).await?;
+    control.submit(action_id, &form.interaction_id, asset_id, Some(fixture::SAM), json!({ "notify": "no" })).await?;
+    let job = admin.wait_for_job(&format!("push:{}", form.interaction_id), Duration::from_secs(3600)).await?;
+    let secs = started.elapsed().as_secs_f64();
+    if job.state != "done" {
+        bail!("the import failed: {}", job.result_text.unwrap_or_default());
+    }
+    Ok(secs)
+}
+
+fn mb_per_s(size: u64, secs: f64) -> f64 {
+    size as f64 / 1e6 / secs
+}
+
+fn print_table(rows: &[Row]) {
+    println!("\n| size | connector import | curl -o | frameioclient 1.1.0 | vs curl | vs frameioclient | host peak RSS | guest memory peak |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let ours = mb_per_s(r.size, r.import_secs);
+        let peer = |secs: Option<f64>| secs.map_or("-".to_string(), |s| format!("{:.0} MB/s", mb_per_s(r.size, s)));
+        let ratio = |secs: Option<f64>| secs.map_or("-".to_string(), |s| format!("{:.2}x", ours / mb_per_s(r.size, s)));
+        println!(
+            "| {} MiB | {:.0} MB/s ({:.2} s) | {} | {} | {} | {} | {:.1} MiB | {:.2} MiB |",
+            r.size >> 20,
+            ours,
+            r.import_secs,
+            peer(r.curl_secs),
+            peer(r.frameioclient_secs),
+            ratio(r.curl_secs),
+            ratio(r.frameioclient_secs),
+            r.host_peak_rss as f64 / 1048576.0,
+            r.guest_memory_peak as f64 / 1048576.0,
+        );
+    }
+}
