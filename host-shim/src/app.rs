@@ -38,6 +38,8 @@ pub struct RunningHost {
     pub queue: JobQueue,
     /// The services behind the imports, for inspection.
     pub services: Arc<Services>,
+    /// The component runtime, for measurements that call it directly.
+    pub runtime: Arc<Runtime>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -95,14 +97,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
         public_url: public_url.clone(),
         max_inbound_body_bytes: config.server.max_inbound_body_bytes,
     };
-    let worker = Worker::new(runtime, queue.clone(), wake, config.worker.clone());
+    let worker = Worker::new(runtime.clone(), queue.clone(), wake, config.worker.clone());
     let tasks = vec![
         serve(public, server::public::router(state.clone())),
         serve(admin, server::admin::router(state)),
         tokio::spawn(worker.run()),
     ];
     tracing::info!(%public_url, %admin_url, "host-shim is up");
-    Ok(RunningHost { public_url, admin_url, outbox_dir, queue, services, tasks })
+    Ok(RunningHost { public_url, admin_url, outbox_dir, queue, services, runtime, tasks })
 }
 
 /// The key sealing the connector's storage: from `FRAMEIO_DAM_KEY` when it is set

@@ -57,6 +57,8 @@ pub struct WorldOptions {
     pub cache_dir: Option<PathBuf>,
     /// Configure the provider from the host's config file instead of the admin API.
     pub provider_in_config: bool,
+    /// The runtime's pooling allocator size (0: off).
+    pub pooling_instances: u32,
     pub seed: Seed,
     pub sim: SimOptions,
 }
@@ -69,6 +71,7 @@ impl WorldOptions {
             data_dir: data_dir.to_path_buf(),
             cache_dir: None,
             provider_in_config: false,
+            pooling_instances: 0,
             seed: Seed::default_fixture(),
             sim: SimOptions::default(),
         }
@@ -115,6 +118,7 @@ impl World {
         if let Some(cache_dir) = options.cache_dir {
             config.runtime.cache_dir = cache_dir;
         }
+        config.runtime.pooling_instances = options.pooling_instances;
         if options.provider_in_config {
             config.provider = provider_settings(&sim);
         }

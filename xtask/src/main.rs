@@ -4,7 +4,8 @@
 //!   target with rustup if it is missing) and report its size.
 //! - `demo`: build, then run the whole flow against the simulator, printing each step.
 //! - `test`: build, then run every test in the workspace.
-//! - `bench`: build, then run the benchmarks (release).
+//! - `bench`: build, then run `host-shim bench` in a release build (extra
+//!   arguments are passed on, for example `--sizes 1024`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +33,15 @@ fn main() -> anyhow::Result<()> {
             test_args.extend(args[1..].iter().map(String::as_str));
             cargo(&test_args)
         }
-        _ => bail!("usage: cargo xtask <build|demo|test>"),
+        Some("bench") => {
+            let component = build_component()?;
+            let mut bench_args = vec!["run", "--quiet", "--release", "-p", "host-shim", "--", "bench", "--component"];
+            let component = component.to_string_lossy().into_owned();
+            bench_args.push(&component);
+            bench_args.extend(args[1..].iter().map(String::as_str));
+            cargo(&bench_args)
+        }
+        _ => bail!("usage: cargo xtask <build|demo|test|bench>"),
     }
 }
 

@@ -8,6 +8,7 @@
 //! fresh host-shim child process so its peak RSS belongs to that size alone.
 
 mod child;
+mod inbound;
 mod peers;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ struct Row {
     size: u64,
     import_secs: f64,
     curl_secs: Option<f64>,
+    curl_sync_secs: Option<f64>,
     frameioclient_secs: Option<f64>,
     host_peak_rss: u64,
     guest_memory_peak: u64,
@@ -55,7 +57,10 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         rows.push(row?);
     }
     sim.shutdown().await;
+    eprintln!("inbound: instantiate + call, and signed requests through the component and natively");
+    let inbound = inbound::measure(&component, &work).await?;
     print_table(&rows);
+    print_inbound(&inbound);
     Ok(())
 }
 
@@ -73,16 +78,17 @@ async fn measure(sim: &Simulator, component: &Path, work: &Path, size: u64, pyth
     std::fs::remove_dir_all(&host_dir)?;
     let import_secs = imported?;
 
-    let (mut curl_secs, mut frameioclient_secs) = (None, None);
+    let (mut curl_secs, mut curl_sync_secs, mut frameioclient_secs) = (None, None, None);
     if let Some(python) = python {
         let token = peers::sim_token(&sim.base_url()).await?;
         eprintln!("{name}: curl -o");
         let url = peers::original_url(&sim.base_url(), &token, &asset_id).await?;
-        curl_secs = Some(peers::curl(&url, work, size)?);
+        let (fetched, durable) = peers::curl(&url, work, size)?;
+        (curl_secs, curl_sync_secs) = (Some(fetched), Some(durable));
         eprintln!("{name}: frameioclient 1.1.0");
         frameioclient_secs = Some(peers::frameioclient(python, &token, &sim.base_url(), &asset_id, &name, work, size)?);
     }
-    Ok(Row { size, import_secs, curl_secs, frameioclient_secs, host_peak_rss, guest_memory_peak })
+    Ok(Row { size, import_secs, curl_secs, curl_sync_secs, frameioclient_secs, host_peak_rss, guest_memory_peak })
 }
 
 /// Adds a fully uploaded file of `size` bytes to the Spring Campaign root.
@@ -125,23 +131,38 @@ fn mb_per_s(size: u64, secs: f64) -> f64 {
 }
 
 fn print_table(rows: &[Row]) {
-    println!("\n| size | connector import | curl -o | frameioclient 1.1.0 | vs curl | vs frameioclient | host peak RSS | guest memory peak |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("\n| size | connector import | curl -o | curl -o + sync | frameioclient 1.1.0 | vs curl | vs curl + sync | vs frameioclient | host peak RSS | guest memory peak |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let ours = mb_per_s(r.size, r.import_secs);
         let peer = |secs: Option<f64>| secs.map_or("-".to_string(), |s| format!("{:.0} MB/s", mb_per_s(r.size, s)));
         let ratio = |secs: Option<f64>| secs.map_or("-".to_string(), |s| format!("{:.2}x", ours / mb_per_s(r.size, s)));
         println!(
-            "| {} MiB | {:.0} MB/s ({:.2} s) | {} | {} | {} | {} | {:.1} MiB | {:.2} MiB |",
+            "| {} MiB | {:.0} MB/s ({:.2} s) | {} | {} | {} | {} | {} | {} | {:.1} MiB | {:.2} MiB |",
             r.size >> 20,
             ours,
             r.import_secs,
             peer(r.curl_secs),
+            peer(r.curl_sync_secs),
             peer(r.frameioclient_secs),
             ratio(r.curl_secs),
+            ratio(r.curl_sync_secs),
             ratio(r.frameioclient_secs),
             r.host_peak_rss as f64 / 1048576.0,
             r.guest_memory_peak as f64 / 1048576.0,
         );
     }
+}
+
+fn print_inbound(f: &inbound::Figures) {
+    println!("\n| inbound (signed custom-action submissions) | requests | per second | p50 | p99 |");
+    println!("|---|---|---|---|---|");
+    for (name, load) in [("through the component", &f.component), ("native handler (the limit)", &f.native)] {
+        println!("| {name} | {} | {:.0} | {} us | {} us |", load.requests, load.per_second, load.p50_us, load.p99_us);
+    }
+    println!("\ncomponent / native: {:.2}x requests per second", f.component.per_second / f.native.per_second);
+    println!(
+        "fresh instance + one call: {:.1} us on demand, {:.1} us pooled",
+        f.instantiate_on_demand_us, f.instantiate_pooled_us
+    );
 }

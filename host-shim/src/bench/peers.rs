@@ -62,17 +62,18 @@ pub async fn original_url(sim_base: &str, token: &str, asset_id: &str) -> anyhow
     Ok(asset["original"].as_str().context("the asset has no original URL")?.to_string())
 }
 
-/// Seconds `curl -o` takes to fetch `url` into `dir`.
-pub fn curl(url: &str, dir: &Path, expected_size: u64) -> anyhow::Result<f64> {
+/// Seconds `curl -o` takes to fetch `url` into `dir`, and the seconds until the
+/// file is also durable (`sync FILE`): curl leaves it in the page cache, while an
+/// import must be on disk before a document may point at it.
+pub fn curl(url: &str, dir: &Path, expected_size: u64) -> anyhow::Result<(f64, f64)> {
     let out = dir.join("curl.bin");
     let started = Instant::now();
-    let status = Command::new("curl").args(["-s", "-f", "-o"]).arg(&out).arg(url).status().context("running curl")?;
-    let secs = started.elapsed().as_secs_f64();
-    if !status.success() {
-        bail!("curl failed: {status}");
-    }
+    run(Command::new("curl").args(["-s", "-f", "-o"]).arg(&out).arg(url))?;
+    let fetched = started.elapsed().as_secs_f64();
+    run(Command::new("sync").arg(&out))?;
+    let durable = started.elapsed().as_secs_f64();
     check_and_remove(&out, expected_size)?;
-    Ok(secs)
+    Ok((fetched, durable))
 }
 
 /// The Python client's download script: the timing covers `download` only.
