@@ -191,12 +191,14 @@ fn an_expired_download_url_is_renewed_not_retried() {
 }
 
 #[test]
-fn a_damaged_download_fails_the_job_with_the_reason() {
+fn a_damaged_download_is_fetched_once_more_then_fails_with_the_reason() {
     let (host, binding) = setup();
     *host.next_transfer.borrow_mut() = TransferStatus::Failed(TransferError::ChecksumMismatch("ffff".into()));
     let mut job = push_job(&host, &binding, "a1");
     let outcome = step(&host, &mut job);
-    assert!(matches!(&outcome, Outcome::Failed(why) if why.contains("damaged")), "{outcome:?}");
+    assert!(matches!(&outcome, Outcome::Failed(why) if why.contains("damaged") && why.contains("twice")), "{outcome:?}");
+    let keys: Vec<String> = host.transfers.borrow().keys().cloned().collect();
+    assert_eq!(keys, ["push:i1#0", "push:i1#1"], "one fetch from scratch, no more");
     assert!(host.documents.borrow().is_empty());
     assert!(host.sent.borrow()[0].body.contains("damaged"));
 }
@@ -249,4 +251,15 @@ fn an_expired_token_is_refreshed_before_use() {
     assert_eq!(host.requests_to("/oauth2/token"), 1);
     let auth = host.requests.borrow().iter().rev().find(|r| r.url.contains("/v2/")).unwrap().headers.clone();
     assert!(auth.iter().any(|(n, v)| n == "authorization" && v == "Bearer tok-2"));
+}
+
+#[test]
+fn a_damaged_download_that_arrives_whole_the_second_time_is_imported() {
+    let (host, binding) = setup();
+    host.transfers.borrow_mut().insert("push:i1#0".into(), TransferStatus::Failed(TransferError::SizeMismatch(3)));
+    *host.next_transfer.borrow_mut() = blob();
+    let mut job = push_job(&host, &binding, "a1");
+    let outcome = step(&host, &mut job);
+    assert!(matches!(&outcome, Outcome::Done(_)), "{outcome:?}");
+    assert_eq!(host.versions.borrow().len(), 1);
 }

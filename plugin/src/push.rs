@@ -51,9 +51,13 @@ pub enum Stage {
 /// A download under way and what the document will carry once it completes.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Download {
-    /// Transfer key; changes when the download URL had to be renewed.
+    /// Transfer key; changes with every new transfer (renewed URL, refetch).
     pub transfer_key: String,
+    /// New transfers started after the first, for any reason.
     pub renewals: u32,
+    /// Whether a damaged download was already fetched again once.
+    #[serde(default)]
+    pub refetched: bool,
     pub document_key: String,
     pub properties: Vec<(String, String)>,
 }
@@ -175,6 +179,7 @@ fn start(host: &dyn Host, binding: &Binding, job: &PushJob) -> Result<Outcome> {
     let download = Download {
         transfer_key: job.transfer_key(0),
         renewals: 0,
+        refetched: false,
         document_key: document_key(&asset),
         properties: properties(&asset, binding, &session.settings().web_url, &job.frameio_user_id),
     };
@@ -215,8 +220,20 @@ fn on_status(host: &dyn Host, binding: &Binding, job: &PushJob, download: Downlo
         }),
         TransferStatus::Complete(blob) => finish(host, binding, job, &download, &blob),
         TransferStatus::Failed(TransferError::HttpStatus(403)) => renew_url(host, binding, job, download),
+        TransferStatus::Failed(e @ (TransferError::ChecksumMismatch(_) | TransferError::SizeMismatch(_))) => {
+            refetch_damaged(host, binding, job, download, &e)
+        }
         TransferStatus::Failed(e) => Ok(fail(host, Some(binding), job, &e.to_string())),
     }
+}
+
+/// Bytes that arrived damaged are fetched once more from scratch (a fresh URL, a
+/// new transfer); a second failure is final.
+fn refetch_damaged(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download, e: &TransferError) -> Result<Outcome> {
+    if download.refetched {
+        return Ok(fail(host, Some(binding), job, &format!("{e}, twice")));
+    }
+    restart(host, binding, job, Download { refetched: true, ..download })
 }
 
 /// A 403 from storage means the presigned URL expired: get a fresh one.
@@ -224,6 +241,11 @@ fn renew_url(host: &dyn Host, binding: &Binding, job: &PushJob, download: Downlo
     if download.renewals >= MAX_URL_RENEWALS {
         return Ok(fail(host, Some(binding), job, "Frame.io storage kept refusing the download (HTTP 403)"));
     }
+    restart(host, binding, job, download)
+}
+
+/// Reads the asset again for a fresh URL and starts a new transfer under a new key.
+fn restart(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download) -> Result<Outcome> {
     let asset = Session::open(host, &binding.user)?.with_api(|api| api.asset(&job.asset_id))?;
     let renewals = download.renewals + 1;
     let renewed = Download { transfer_key: job.transfer_key(renewals), renewals, ..download };
