@@ -13,6 +13,7 @@ pub mod db;
 pub mod demo;
 pub mod harness;
 pub mod imports;
+pub mod progress;
 pub mod queue;
 pub mod runtime;
 pub mod sealing;

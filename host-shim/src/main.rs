@@ -44,6 +44,15 @@ enum Command {
         #[arg(long)]
         no_peers: bool,
     },
+    /// Show a host's transfers as progress bars until none is running.
+    Transfers {
+        /// The host's admin API.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        admin: String,
+        /// Keep watching after the last transfer finished.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Run the Frame.io simulator alone.
     Sim {
         /// Seed file; the bundled fixture when omitted.
@@ -73,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { component, data_dir } => host_shim::demo::run(&component, &data_dir).await,
+        Command::Transfers { admin, follow } => host_shim::progress::watch(&admin, follow).await,
         Command::Bench { component, work_dir, sizes, no_peers } => {
             let options = host_shim::bench::BenchOptions { component, work_dir, sizes_mib: sizes, peers: !no_peers };
             host_shim::bench::run(options).await

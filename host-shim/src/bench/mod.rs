@@ -71,6 +71,7 @@ async fn measure(sim: &Simulator, component: &Path, work: &Path, size: u64, pyth
     let host_dir = work.join(format!("host-{}", size >> 20));
     let _ = std::fs::remove_dir_all(&host_dir);
     let host = ChildHost::start(&host_dir, component, &work.join("component-cache"), &sim.base_url()).await?;
+    eprintln!("{name}: host-shim child with admin API at {} (watch it: host-shim transfers --admin <url>)", host.admin.admin_url);
     let imported = import(&host, &sim.base_url(), &asset_id).await;
     let host_peak_rss = host.peak_rss()?;
     let guest_memory_peak = host.admin.guest_memory_peak().await?;
