@@ -27,6 +27,25 @@ pub const MAX_READ_RANGE: u32 = 64 * 1024;
 /// Size of the buffer used while hashing a staged file.
 const HASH_BUFFER: usize = 1 << 20;
 
+/// SHA-256, xxHash64 and size of a file, in one streaming pass.
+fn hash_file(mut file: File) -> io::Result<(Sha256, Xxh64, u64)> {
+    let mut sha = Sha256::new();
+    let mut xxh = Xxh64::new(0);
+    let mut size = 0u64;
+    let mut buf = vec![0u8; HASH_BUFFER];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok((sha, xxh, size)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        sha.update(&buf[..n]);
+        xxh.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
 /// A complete blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BlobInfo {
@@ -94,24 +113,18 @@ impl BlobStore {
 
     /// Reads a staged file once, computing its SHA-256 (the blob's id), xxHash64 and
     /// size, and fsyncs it so that the rename in `install` publishes durable bytes.
+    /// The file is complete when this is called, so the fsync runs on its own thread
+    /// from the start: the disk writes back while the hash pass reads the page cache.
     pub fn seal(&self, staged: &Path) -> io::Result<SealedBlob> {
-        let mut file = File::open(staged)?;
-        let mut sha = Sha256::new();
-        let mut xxh = Xxh64::new(0);
-        let mut size = 0u64;
-        let mut buf = vec![0u8; HASH_BUFFER];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            sha.update(&buf[..n]);
-            xxh.update(&buf[..n]);
-            size += n as u64;
-        }
-        file.sync_all()?;
+        let file = File::open(staged)?;
+        let syncing = file.try_clone()?;
+        let (hashed, synced) = std::thread::scope(|scope| {
+            let syncer = scope.spawn(move || syncing.sync_all());
+            let hashed = hash_file(file);
+            (hashed, syncer.join())
+        });
+        synced.map_err(|_| io::Error::other("the fsync thread panicked"))??;
+        let (sha, xxh, size) = hashed?;
         let info = BlobInfo { id: hex::encode(sha.finalize()), size, xxhash64: format!("{:016x}", xxh.digest()) };
         Ok(SealedBlob { staged: staged.to_path_buf(), info })
     }

@@ -72,7 +72,7 @@ async fn measure(sim: &Simulator, component: &Path, work: &Path, size: u64, pyth
     let _ = std::fs::remove_dir_all(&host_dir);
     let host = ChildHost::start(&host_dir, component, &work.join("component-cache"), &sim.base_url()).await?;
     eprintln!("{name}: host-shim child with admin API at {} (watch it: host-shim transfers --admin <url>)", host.admin.admin_url);
-    let imported = import(&host, &sim.base_url(), &asset_id).await;
+    let imported = import(&host, &sim.base_url(), &asset_id, &name).await;
     let host_peak_rss = host.peak_rss()?;
     let guest_memory_peak = host.admin.guest_memory_peak().await?;
     host.stop();
@@ -108,12 +108,13 @@ async fn add_asset(sim_base: &str, name: &str, size: u64) -> anyhow::Result<Stri
 }
 
 /// Binds a folder, pushes the asset, and times click-to-document.
-async fn import(host: &ChildHost, sim_base: &str, asset_id: &str) -> anyhow::Result<f64> {
+async fn import(host: &ChildHost, sim_base: &str, asset_id: &str, name: &str) -> anyhow::Result<f64> {
     let admin = &host.admin;
     admin.connect("dana").await?;
     let folder = admin.create_folder("/Bench", "Bench").await?;
     let folder_id = folder["id"].as_str().context("folder id")?;
-    let bound = admin.bind("dana", folder_id, fixture::SPRING_CAMPAIGN, "Bench import").await?;
+    // Custom action names are unique per team, and every size binds anew.
+    let bound = admin.bind("dana", folder_id, fixture::SPRING_CAMPAIGN, &format!("Import {name}")).await?;
     let action_id = bound.body["action_id"].as_str().with_context(|| format!("bind failed: {}", bound.body))?;
     let control = SimClient::new(sim_base)?;
     let started = Instant::now();
