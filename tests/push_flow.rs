@@ -340,3 +340,20 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
+
+#[tokio::test]
+async fn a_full_instance_pool_makes_calls_wait_instead_of_failing() {
+    // One pool slot and sixteen browse calls at once, each holding its instance
+    // while the component calls Frame.io: without back-pressure all but one
+    // instantiation would fail with the pool exhausted.
+    let (world, _dir) = world_with(|o| o.pooling_instances = 1).await;
+    world.configure_provider().await.unwrap();
+    world.connect("dana").await.unwrap();
+    let calls = (0..16).map(|_| world.admin(Method::GET, "/users/dana/shared-projects", None));
+    for answer in futures_util::future::join_all(calls).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.body[0]["name"], "Client Review");
+    }
+    world.stop().await;
+}

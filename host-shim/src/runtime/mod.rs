@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::blobs::BlobStore;
@@ -76,6 +77,17 @@ pub struct Runtime {
     max_memory_bytes: usize,
     /// The most linear memory any call has grown to.
     memory_peak: Arc<AtomicUsize>,
+    /// One permit per pool slot: with pooling, a call waits for a free slot rather
+    /// than fail when every instance is in use.
+    slots: Option<Arc<Semaphore>>,
+}
+
+/// One call's instance, its Store, and the pool slot it holds. Fields drop in
+/// order, so the slot is released only after the Store has given it back.
+struct Call {
+    store: Store<HostState>,
+    connector: wit::Connector,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Runtime {
@@ -99,6 +111,8 @@ impl Runtime {
             deadline_ticks: ticks,
             max_memory_bytes: config.runtime.max_memory_bytes,
             memory_peak: Arc::new(AtomicUsize::new(0)),
+            slots: (config.runtime.pooling_instances > 0)
+                .then(|| Arc::new(Semaphore::new(config.runtime.pooling_instances as usize))),
         })
     }
 
@@ -113,7 +127,11 @@ impl Runtime {
     }
 
     /// A fresh instance in a fresh Store, with this call's deadline and memory cap.
-    async fn instance(&self) -> anyhow::Result<(Store<HostState>, wit::Connector)> {
+    async fn instance(&self) -> anyhow::Result<Call> {
+        let slot = match &self.slots {
+            Some(slots) => Some(slots.clone().acquire_owned().await?),
+            None => None,
+        };
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -124,76 +142,76 @@ impl Runtime {
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(self.deadline_ticks);
         store.epoch_deadline_trap();
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        Ok((store, instance))
+        let connector = self.pre.instantiate_async(&mut store).await?;
+        Ok(Call { store, connector, _slot: slot })
     }
 
     pub async fn describe(&self) -> anyhow::Result<provider::Descriptor> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_provider().call_describe(&mut store).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_provider().call_describe(&mut call.store).await?)
     }
 
     pub async fn configure(&self, settings: Vec<Property>) -> anyhow::Result<Result<(), ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_provider().call_configure(&mut store, &settings).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_provider().call_configure(&mut call.store, &settings).await?)
     }
 
     pub async fn oauth_begin(&self, user: &str, redirect_uri: &str) -> anyhow::Result<Result<oauth::Authorization, ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_oauth().call_begin(&mut store, user, redirect_uri).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_oauth().call_begin(&mut call.store, user, redirect_uri).await?)
     }
 
     pub async fn oauth_complete(&self, state: &str, code: &str) -> anyhow::Result<Result<oauth::Connection, ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_oauth().call_complete(&mut store, state, code).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_oauth().call_complete(&mut call.store, state, code).await?)
     }
 
     pub async fn oauth_status(&self, user: &str) -> anyhow::Result<Result<Option<oauth::Connection>, ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_oauth().call_status(&mut store, user).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_oauth().call_status(&mut call.store, user).await?)
     }
 
     pub async fn oauth_refresh(&self, user: &str) -> anyhow::Result<Result<oauth::Connection, ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_oauth().call_refresh(&mut store, user).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_oauth().call_refresh(&mut call.store, user).await?)
     }
 
     /// One browse listing; `what` picks the export and `parent` its argument.
     pub async fn browse(&self, user: &str, what: BrowseKind, parent: &str) -> anyhow::Result<Result<Vec<browse::Entry>, ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        let b = c.frameio_dam_connector_browse();
+        let mut call = self.instance().await?;
+        let b = call.connector.frameio_dam_connector_browse();
         Ok(match what {
-            BrowseKind::Accounts => b.call_accounts(&mut store, user).await?,
-            BrowseKind::Teams => b.call_teams(&mut store, user, parent).await?,
-            BrowseKind::Projects => b.call_projects(&mut store, user, parent).await?,
-            BrowseKind::SharedProjects => b.call_shared_projects(&mut store, user).await?,
-            BrowseKind::Folders => b.call_folders(&mut store, user, parent).await?,
+            BrowseKind::Accounts => b.call_accounts(&mut call.store, user).await?,
+            BrowseKind::Teams => b.call_teams(&mut call.store, user, parent).await?,
+            BrowseKind::Projects => b.call_projects(&mut call.store, user, parent).await?,
+            BrowseKind::SharedProjects => b.call_shared_projects(&mut call.store, user).await?,
+            BrowseKind::Folders => b.call_folders(&mut call.store, user, parent).await?,
         })
     }
 
     pub async fn bind(&self, req: &bindings::BindRequest) -> anyhow::Result<Result<bindings::Binding, ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_bindings().call_bind(&mut store, req).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_bindings().call_bind(&mut call.store, req).await?)
     }
 
     pub async fn unbind(&self, id: &str) -> anyhow::Result<Result<(), ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_bindings().call_unbind(&mut store, id).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_bindings().call_unbind(&mut call.store, id).await?)
     }
 
     pub async fn list_bindings(&self) -> anyhow::Result<Result<Vec<bindings::Binding>, ConnectorError>> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_bindings().call_list_bindings(&mut store).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_bindings().call_list_bindings(&mut call.store).await?)
     }
 
     pub async fn handle_inbound(&self, req: &inbound::Request) -> anyhow::Result<inbound::Reply> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_inbound().call_handle(&mut store, req).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_inbound().call_handle(&mut call.store, req).await?)
     }
 
     pub async fn run_job(&self, job: &jobs::Job) -> anyhow::Result<jobs::Outcome> {
-        let (mut store, c) = self.instance().await?;
-        Ok(c.frameio_dam_connector_jobs().call_run(&mut store, job).await?)
+        let mut call = self.instance().await?;
+        Ok(call.connector.frameio_dam_connector_jobs().call_run(&mut call.store, job).await?)
     }
 }
 
