@@ -231,6 +231,8 @@ async fn an_expired_access_token_is_refreshed_before_use() {
     let (world, _dir) = world_with(|o| o.sim.access_token_ttl_secs = 1).await;
     world.configure_provider().await.unwrap();
     world.connect("dana").await.unwrap();
+    // Let the access token really expire before it is needed.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let before = world.control.stats().await.unwrap()["refresh_requests"].as_u64().unwrap();
     let accounts = world.admin(Method::GET, "/users/dana/accounts", None).await.unwrap();
     assert_eq!(accounts.status, 200, "{}", accounts.body);

@@ -151,7 +151,7 @@ impl Default for ServerConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { call_timeout_ms: 10_000, max_memory_bytes: 64 << 20, cache_dir: PathBuf::from("cache"), pooling_instances: 32 }
+        RuntimeConfig { call_timeout_ms: 30_000, max_memory_bytes: 64 << 20, cache_dir: PathBuf::from("cache"), pooling_instances: 32 }
     }
 }
 

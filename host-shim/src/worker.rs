@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::config::WorkerConfig;
+use crate::db::unix_millis;
 use crate::queue::{Job, JobQueue};
 use crate::runtime::{Runtime, jobs};
 
@@ -96,9 +97,4 @@ impl Worker {
             self.queue.retry(&job.id, 1000 << job.attempt.min(6), &reason)
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

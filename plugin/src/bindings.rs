@@ -133,6 +133,8 @@ pub fn bind(host: &dyn Host, req: &BindRequest) -> Result<Binding> {
 }
 
 /// Deletes the binding's custom action and marks it unbound. Imported documents stay.
+/// When the binding's owner is no longer connected the action cannot be deleted; the
+/// binding is unbound anyway and the action's clicks are answered "no longer bound".
 pub fn unbind(host: &dyn Host, id: &str) -> Result<()> {
     let key = binding_key(id);
     let stored = match is_binding_id(id) {
@@ -141,7 +143,14 @@ pub fn unbind(host: &dyn Host, id: &str) -> Result<()> {
     };
     let stored = stored.filter(|s| s.value.unbound_at.is_none()).ok_or_else(|| Error::NotFound(format!("binding {id}")))?;
     let binding = stored.value;
-    Session::open(host, &binding.user)?.with_api(|api| api.delete_action(&binding.action_id))?;
+    let deleted = Session::open(host, &binding.user).and_then(|s| s.with_api(|api| api.delete_action(&binding.action_id)));
+    match deleted {
+        Ok(()) => {}
+        // The owner's connection is gone, so the action cannot be deleted for them.
+        // Unbind all the same: the action's clicks are answered "no longer bound".
+        Err(Error::NotConnected(_) | Error::ReconnectRequired(_)) => {}
+        Err(e) => return Err(e),
+    }
     let unbound = Binding { unbound_at: Some(host.now()), ..binding };
     store::save(host, &key, &unbound)?;
     Ok(())

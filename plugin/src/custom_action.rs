@@ -20,6 +20,8 @@ use crate::store;
 
 /// Longest document title accepted from the form.
 const MAX_TITLE_CHARS: usize = 255;
+/// How long a click's record answers a form submission.
+const INTERACTION_TTL_SECS: u64 = 3600;
 
 /// A custom-action delivery (v2 and V4 share these fields).
 #[derive(Debug, Deserialize)]
@@ -149,7 +151,11 @@ fn form(host: &dyn Host, binding: &Binding, asset: &Asset) -> Reply {
 fn submit(host: &dyn Host, binding: &Binding, event: &Event, data: &Map<String, Value>) -> Reply {
     let key = format!("{}{}", store::INTERACTION, event.interaction_id);
     let interaction = match store::load::<Interaction>(host, &key) {
-        Ok(Some(stored)) if stored.value.binding_id == binding.id => stored.value,
+        Ok(Some(stored))
+            if stored.value.binding_id == binding.id && host.now() < stored.value.created_at + INTERACTION_TTL_SECS =>
+        {
+            stored.value
+        }
         Ok(_) => return message("This push has expired", "Run the action on the asset again."),
         Err(e) => return Reply::error(503, &format!("temporarily unavailable: {e}")),
     };

@@ -73,6 +73,9 @@ impl From<HostError> for Error {
     fn from(e: HostError) -> Self {
         match e {
             HostError::NotFound(what) => Error::NotFound(what),
+            // A refusal (a denied host, a bad key, an incomplete blob) will not pass
+            // by retrying: report it as final.
+            HostError::Refused(why) => Error::InvalidInput(format!("the host refused: {why}")),
             other => Error::Host(other.to_string()),
         }
     }

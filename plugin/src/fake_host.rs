@@ -21,6 +21,9 @@ pub struct FakeHost {
     pub next_transfer: RefCell<TransferStatus>,
     responder: RefCell<Responder>,
     counter: Cell<u8>,
+    /// Storage writes that land while the next token request is in flight, as
+    /// another call racing this one would make them.
+    pub writes_during_token_request: RefCell<Vec<(String, Vec<u8>)>>,
 }
 
 impl FakeHost {
@@ -37,6 +40,7 @@ impl FakeHost {
             next_transfer: RefCell::new(TransferStatus::Running { done: 0, total: 10 }),
             responder: RefCell::new(Box::new(|_| json_response(404, "{}"))),
             counter: Cell::new(0),
+            writes_during_token_request: RefCell::default(),
         }
     }
 
@@ -57,6 +61,11 @@ pub fn json_response(status: u16, body: &str) -> HttpResponse {
 
 impl Host for FakeHost {
     fn http_send(&self, req: HttpRequest) -> HostResult<HttpResponse> {
+        if req.url.ends_with("/oauth2/token") {
+            for (key, value) in self.writes_during_token_request.take() {
+                self.storage_set(&key, &value)?;
+            }
+        }
         let resp = (self.responder.borrow())(&req);
         self.requests.borrow_mut().push(req);
         Ok(resp)

@@ -222,9 +222,13 @@ fn frameio_outage_is_retried_with_backoff_then_reported() {
     host.respond_with(|_| crate::fake_host::json_response(503, r#"{"message":"down"}"#));
     let outcome = jobs::run(&host, &job);
     assert!(matches!(outcome, Outcome::Retry(1000, _)), "{outcome:?}");
+    assert!(host.sent.borrow().is_empty(), "no email while it may still pass");
     job.attempt = 5;
     let outcome = jobs::run(&host, &job);
     assert!(matches!(&outcome, Outcome::Failed(why) if why.contains("gave up")), "{outcome:?}");
+    let sent = host.sent.borrow();
+    assert_eq!(sent.len(), 1, "the final failure is reported");
+    assert!(sent[0].body.contains("gave up"), "{}", sent[0].body);
 }
 
 #[test]
@@ -262,4 +266,66 @@ fn a_damaged_download_that_arrives_whole_the_second_time_is_imported() {
     let outcome = step(&host, &mut job);
     assert!(matches!(&outcome, Outcome::Done(_)), "{outcome:?}");
     assert_eq!(host.versions.borrow().len(), 1);
+}
+
+#[test]
+fn a_token_frameio_rejects_before_its_expiry_is_refreshed_once_and_the_call_retried() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 3600);
+    serve_frameio(&host);
+    // Frame.io revoked tok-1 early: it answers 401 to it, and accepts the refreshed tok-2.
+    host.respond_with(|req| {
+        let revoked = req.headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer tok-1");
+        if req.url.ends_with("/oauth2/token") {
+            crate::fake_host::json_response(200, r#"{"access_token":"tok-2","refresh_token":"ref-2","expires_in":3600}"#)
+        } else if revoked {
+            crate::fake_host::json_response(401, r#"{"message":"invalid token"}"#)
+        } else {
+            crate::fake_host::json_response(200, r#"[{"id":"acc1","display_name":"Studio"}]"#)
+        }
+    });
+    let accounts = crate::browse::accounts(&host, "alice").unwrap();
+    assert_eq!(accounts[0].name, "Studio");
+    assert_eq!(host.requests_to("/oauth2/token"), 1, "one refresh");
+    assert_eq!(host.requests_to("/accounts"), 2, "the call, then its one retry");
+}
+
+#[test]
+fn an_authorization_state_works_once() {
+    let host = FakeHost::new();
+    configure(&host);
+    serve_frameio(&host);
+    let auth = crate::oauth::begin(&host, "alice", "https://dam.example.com/oauth/callback").unwrap();
+    crate::oauth::complete(&host, &auth.state, "code-1").unwrap();
+    let again = crate::oauth::complete(&host, &auth.state, "code-1").unwrap_err();
+    assert!(matches!(again, Error::InvalidInput(_)), "{again:?}");
+}
+
+#[test]
+fn a_refresh_that_lost_to_a_concurrent_rotation_uses_the_winners_tokens() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 10);
+    // The token endpoint says invalid_grant (our refresh token was just used by another
+    // call), and by then that call has stored fresh tokens.
+    let key = format!("{}alice", crate::store::CONNECTION);
+    host.respond_with(move |req| {
+        if req.url.ends_with("/oauth2/token") {
+            crate::fake_host::json_response(400, r#"{"error":"invalid_grant"}"#)
+        } else {
+            crate::fake_host::json_response(200, "[]")
+        }
+    });
+    let winner = serde_json::json!({
+        "user": "alice", "frameio_user": "Ada", "access_token": "tok-winner", "refresh_token": "ref-winner",
+        "expires_at": host.now.get() + 3600, "reconnect_reason": null
+    });
+    // The other call's write lands while our token request is in flight.
+    host.writes_during_token_request.borrow_mut().push((key, winner.to_string().into_bytes()));
+    crate::browse::accounts(&host, "alice").unwrap();
+    assert_eq!(host.requests_to("/oauth2/token"), 1, "our refresh was tried and refused");
+    let auth = host.requests.borrow().iter().rev().find(|r| r.url.contains("/v2/")).unwrap().headers.clone();
+    assert!(auth.iter().any(|(n, v)| n == "authorization" && v == "Bearer tok-winner"), "{auth:?}");
+    assert!(host.sent.borrow().is_empty(), "no reconnect email for a race");
 }

@@ -18,14 +18,21 @@ pub enum Method {
     Delete,
 }
 
-/// An outbound HTTP request (WIT `http.request`).
-#[derive(Clone, Debug)]
+/// An outbound HTTP request (WIT `http.request`). Its headers and body carry
+/// credentials, so `Debug` shows only the method and URL.
+#[derive(Clone)]
 pub struct HttpRequest {
     pub method: Method,
     pub url: String,
     pub headers: Vec<Header>,
     pub body: Vec<u8>,
     pub timeout_ms: u32,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest").field("method", &self.method).field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 /// An HTTP response (WIT `http.response`); header names are lowercase.
@@ -43,11 +50,18 @@ impl HttpResponse {
     }
 }
 
-/// A stored value and its revision (WIT `storage.entry`).
-#[derive(Clone, Debug)]
+/// A stored value and its revision (WIT `storage.entry`). Values hold tokens and
+/// secrets, so `Debug` shows only their size.
+#[derive(Clone)]
 pub struct Entry {
     pub value: Vec<u8>,
     pub revision: u64,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry").field("bytes", &self.value.len()).field("revision", &self.revision).finish()
+    }
 }
 
 /// A DAM folder (WIT `repository.folder`).

@@ -21,6 +21,9 @@ use crate::store;
 const STATE_TTL_SECS: u64 = 600;
 /// Refresh this long before the access token expires, so no call races the expiry.
 const REFRESH_MARGIN_SECS: u64 = 60;
+/// Deadline of a token request; with the API calls around it, it stays well inside
+/// the host's per-call deadline (30 s in the reference host).
+const TOKEN_TIMEOUT_MS: u32 = 5_000;
 
 /// Where to send the user's browser (WIT `oauth.authorization`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,7 +212,7 @@ fn token_request(host: &dyn Host, settings: &Settings, params: &[(&str, &str)]) 
         url: settings.token_url.clone(),
         headers,
         body: form.finish().into_bytes(),
-        timeout_ms: 15_000,
+        timeout_ms: TOKEN_TIMEOUT_MS,
     };
     let resp = host
         .http_send(req)
@@ -288,30 +291,45 @@ impl<'h> Session<'h> {
                     expires_at: self.host.now() + tokens.expires_in.unwrap_or(3600),
                     ..conn
                 };
-                if store::save_if(self.host, &key, Some(stored.revision), &renewed)? {
-                    Ok(renewed.access_token)
-                } else {
-                    // Another call refreshed at the same time; its token is as good as ours.
-                    self.token(false)
-                }
+                self.save_renewed(&key, stored.revision, &refresh_token, renewed)
             }
-            Err(GrantError::Refused(why)) => Err(self.mark_reconnect(&key, stored.revision, conn, why)),
+            Err(GrantError::Refused(why)) => self.mark_reconnect(&key, stored.revision, conn, why),
             Err(GrantError::Other(e)) => Err(e),
         }
     }
 
-    /// Records that the grant is gone and tells the user, once.
-    fn mark_reconnect(&self, key: &str, revision: u64, conn: Connection, why: String) -> Error {
+    /// Stores renewed tokens. If the record changed meanwhile, another call either
+    /// refreshed too (its token is as good as ours) or, with rotating refresh tokens,
+    /// lost the race with the same refresh token and marked the connection for
+    /// reconnection: our renewal proves that mark wrong, so it replaces it.
+    fn save_renewed(&self, key: &str, revision: u64, used: &str, renewed: Connection) -> Result<String> {
+        if store::save_if(self.host, key, Some(revision), &renewed)? {
+            return Ok(renewed.access_token);
+        }
+        if let Some(now) = store::load::<Connection>(self.host, key)? {
+            let stale_mark = now.value.reconnect_reason.is_some() && now.value.refresh_token.as_deref() == Some(used);
+            if stale_mark && store::save_if(self.host, key, Some(now.revision), &renewed)? {
+                return Ok(renewed.access_token);
+            }
+        }
+        self.token(false)
+    }
+
+    /// Records that the grant is gone and tells the user, once. If the record changed
+    /// meanwhile, another call refreshed with this same token first (rotating refresh
+    /// tokens allow one use): its tokens are valid, so use them instead.
+    fn mark_reconnect(&self, key: &str, revision: u64, conn: Connection, why: String) -> Result<String> {
         let reason = format!("Frame.io refused the refresh token: {why}");
         let marked = Connection { reconnect_reason: Some(reason.clone()), ..conn };
-        if let Ok(true) = store::save_if(self.host, key, Some(revision), &marked) {
-            let _ = self.host.notify(Message {
-                to: Recipient::DamUser(self.user.clone()),
-                subject: "Reconnect your Frame.io account".into(),
-                body: format!("The DAM can no longer reach Frame.io for you: {reason}.\nConnect again to resume imports."),
-                link: None,
-            });
+        if !store::save_if(self.host, key, Some(revision), &marked)? {
+            return self.token(false);
         }
-        Error::ReconnectRequired(reason)
+        let _ = self.host.notify(Message {
+            to: Recipient::DamUser(self.user.clone()),
+            subject: "Reconnect your Frame.io account".into(),
+            body: format!("The DAM can no longer reach Frame.io for you: {reason}.\nConnect again to resume imports."),
+            link: None,
+        });
+        Err(Error::ReconnectRequired(reason))
     }
 }

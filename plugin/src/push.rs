@@ -26,8 +26,14 @@ pub const KIND: &str = "push";
 const MAX_ATTEMPTS: u32 = 6;
 /// How often a download URL may be renewed before giving up.
 const MAX_URL_RENEWALS: u32 = 3;
-/// How often a running download is checked on.
-const POLL_MS: u32 = 100;
+/// First and longest interval between checks on a running download.
+const FIRST_POLL_MS: u32 = 100;
+const MAX_POLL_MS: u32 = 1000;
+
+/// 100 ms, 200 ms, 400 ms, 800 ms, then every second.
+fn poll_delay(polls: u32) -> u32 {
+    (FIRST_POLL_MS << polls.min(4)).min(MAX_POLL_MS)
+}
 
 /// The job's payload, carried between steps by the host.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -58,6 +64,9 @@ pub struct Download {
     /// Whether a damaged download was already fetched again once.
     #[serde(default)]
     pub refetched: bool,
+    /// Polls of the current transfer so far (the poll interval grows with them).
+    #[serde(default)]
+    pub polls: u32,
     pub document_key: String,
     pub properties: Vec<(String, String)>,
 }
@@ -180,6 +189,7 @@ fn start(host: &dyn Host, binding: &Binding, job: &PushJob) -> Result<Outcome> {
         transfer_key: job.transfer_key(0),
         renewals: 0,
         refetched: false,
+        polls: 0,
         document_key: document_key(&asset),
         properties: properties(&asset, binding, &session.settings().web_url, &job.frameio_user_id),
     };
@@ -211,12 +221,12 @@ fn poll(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download) -
 
 fn on_status(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download, status: TransferStatus) -> Result<Outcome> {
     match status {
-        // Polling is one fresh instance and one status read: cheap enough to do ten
-        // times a second, so a finished download becomes a document promptly.
+        // Each poll costs an instance and a couple of durable queue writes: poll
+        // quickly at first, so short downloads finish promptly, then once a second.
         TransferStatus::Running { done, total } => Ok(Outcome::Next {
-            delay_ms: POLL_MS,
+            delay_ms: poll_delay(download.polls),
             status: format!("downloading: {done} of {total} bytes"),
-            payload: PushJob { stage: Stage::Downloading(download), ..job.clone() }.encode(),
+            payload: PushJob { stage: Stage::Downloading(Download { polls: download.polls + 1, ..download }), ..job.clone() }.encode(),
         }),
         TransferStatus::Complete(blob) => finish(host, binding, job, &download, &blob),
         TransferStatus::Failed(TransferError::HttpStatus(403)) => renew_url(host, binding, job, download),
@@ -248,7 +258,7 @@ fn renew_url(host: &dyn Host, binding: &Binding, job: &PushJob, download: Downlo
 fn restart(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download) -> Result<Outcome> {
     let asset = Session::open(host, &binding.user)?.with_api(|api| api.asset(&job.asset_id))?;
     let renewals = download.renewals + 1;
-    let renewed = Download { transfer_key: job.transfer_key(renewals), renewals, ..download };
+    let renewed = Download { transfer_key: job.transfer_key(renewals), renewals, polls: 0, ..download };
     begin_download(host, binding, job, renewed, &asset)
 }
 
@@ -259,7 +269,7 @@ fn finish(host: &dyn Host, binding: &Binding, job: &PushJob, download: &Download
     if job.notify {
         let message = Message {
             to: recipient(host, binding, job),
-            subject: format!("\"{}\" is ready in the DAM", document.title),
+            subject: format!("\"{}\" is ready in the DAM", subject_title(&document.title)),
             body: format!(
                 "The Frame.io asset you pushed is now version {} of \"{}\" in {}.",
                 version.number, document.title, binding.folder_path
@@ -272,6 +282,12 @@ fn finish(host: &dyn Host, binding: &Binding, job: &PushJob, download: &Download
         }
     }
     Ok(Outcome::Done(summary))
+}
+
+/// A title short enough for a subject line (hosts refuse subjects over 200 characters).
+fn subject_title(title: &str) -> String {
+    const MAX: usize = 150;
+    if title.chars().count() <= MAX { title.to_string() } else { format!("{}…", title.chars().take(MAX).collect::<String>()) }
 }
 
 /// Ends the job and tells the pusher why. Failures are always reported, whatever

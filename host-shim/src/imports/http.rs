@@ -321,8 +321,9 @@ pub(crate) fn request_headers(headers: &[(String, String)], reserved: &[&str]) -
     Ok(map)
 }
 
-/// One outbound request.
-#[derive(Clone, Debug)]
+/// One outbound request. Headers and body carry credentials (bearer tokens, client
+/// secrets, refresh tokens), so `Debug` shows only the method and URL.
+#[derive(Clone)]
 pub struct Request {
     /// `GET`, `HEAD`, `POST`, `PUT`, `PATCH` or `DELETE`.
     pub method: String,
@@ -334,6 +335,12 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Whole-request deadline in milliseconds; 0 for the configured default.
     pub timeout_ms: u32,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("method", &self.method).field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 /// A complete response.
@@ -383,7 +390,8 @@ impl From<reqwest::Error> for HttpError {
         } else if e.is_timeout() {
             HttpError::Timeout
         } else {
-            HttpError::Connection(error_chain(&e))
+            // URLs may carry credentials (presigned queries): leave them out.
+            HttpError::Connection(error_chain(&e.without_url()))
         }
     }
 }

@@ -217,8 +217,8 @@ impl Runtime {
 
 /// Epoch interruption always; the pooling allocator when configured. Pooling keeps
 /// instance slots (memories, tables, stacks) mapped between calls, so a fresh
-/// instance per call costs microseconds; when the pool is full, instantiation waits
-/// on nothing and fails, so the pool is sized for the worker and server together.
+/// instance per call is cheaper; `Runtime::instance` holds a slot permit per call,
+/// so calls beyond the pool wait instead of failing.
 fn engine_config(runtime: &RuntimeConfig) -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);

@@ -14,8 +14,10 @@ use crate::host::{Host, HostError, HttpRequest, HttpResponse, Method};
 
 /// Entries asked for per page; the v2 API accepts up to 100.
 const PAGE_SIZE: usize = 100;
-/// Deadline for one API call.
-const TIMEOUT_MS: u32 = 15_000;
+/// Deadline for one API call. A step makes a few calls, and all of them must fit in
+/// the host's per-call deadline (30 s in the reference host); a slower answer is a
+/// timeout, which a job retries, rather than a trap.
+const TIMEOUT_MS: u32 = 5_000;
 
 /// A v2 client acting for one user.
 pub struct V2<'h> {
@@ -64,13 +66,15 @@ impl<'h> V2<'h> {
             let resp = self.call(Method::Get, &format!("{path}{sep}page={page}&page_size={PAGE_SIZE}"), None)?;
             let batch: Vec<T> = decode(&resp)?;
             let short = batch.len() < PAGE_SIZE;
+            // An empty page ends the list whatever `total-pages` claims.
+            let empty = batch.is_empty();
             items.extend(batch);
             let total_pages = resp.header("total-pages").and_then(|v| v.trim().parse::<usize>().ok());
             let last = match total_pages {
                 Some(total) => page >= total,
                 None => short,
             };
-            if last || items.len() >= MAX_LIST_ENTRIES {
+            if last || empty || items.len() >= MAX_LIST_ENTRIES {
                 break;
             }
         }
