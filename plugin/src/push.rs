@@ -28,11 +28,11 @@ const MAX_ATTEMPTS: u32 = 6;
 const MAX_URL_RENEWALS: u32 = 3;
 /// First and longest interval between checks on a running download.
 const FIRST_POLL_MS: u32 = 100;
-const MAX_POLL_MS: u32 = 1000;
+const MAX_POLL_MS: u32 = 500;
 
-/// 100 ms, 200 ms, 400 ms, 800 ms, then every second.
+/// 100 ms, 200 ms, 400 ms, then every 500 ms.
 fn poll_delay(polls: u32) -> u32 {
-    (FIRST_POLL_MS << polls.min(4)).min(MAX_POLL_MS)
+    (FIRST_POLL_MS << polls.min(3)).min(MAX_POLL_MS)
 }
 
 /// The job's payload, carried between steps by the host.
@@ -222,7 +222,7 @@ fn poll(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download) -
 fn on_status(host: &dyn Host, binding: &Binding, job: &PushJob, download: Download, status: TransferStatus) -> Result<Outcome> {
     match status {
         // Each poll costs an instance and a couple of durable queue writes: poll
-        // quickly at first, so short downloads finish promptly, then once a second.
+        // quickly at first, so short downloads finish promptly, then twice a second.
         TransferStatus::Running { done, total } => Ok(Outcome::Next {
             delay_ms: poll_delay(download.polls),
             status: format!("downloading: {done} of {total} bytes"),
