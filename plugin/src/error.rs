@@ -33,9 +33,16 @@ pub struct FrameioError {
     pub status: u16,
     /// Frame.io's message, or what went wrong on the way.
     pub message: String,
+    /// How long Frame.io asked us to wait before trying again, when it said.
+    pub retry_after_ms: Option<u32>,
 }
 
 impl FrameioError {
+    /// An error with no retry hint.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        FrameioError { status, message: message.into(), retry_after_ms: None }
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         self.status == 0 || self.status == 429 || self.status >= 500
@@ -43,6 +50,14 @@ impl FrameioError {
 }
 
 impl Error {
+    /// How long Frame.io asked to wait, when this is its answer and it said.
+    pub fn retry_after_ms(&self) -> Option<u32> {
+        match self {
+            Error::Frameio(e) => e.retry_after_ms,
+            _ => None,
+        }
+    }
+
     /// Whether trying again later may succeed (a job step retries these).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -221,7 +221,7 @@ fn frameio_outage_is_retried_with_backoff_then_reported() {
     let mut job = push_job(&host, &binding, "a1");
     host.respond_with(|_| crate::fake_host::json_response(503, r#"{"message":"down"}"#));
     let outcome = jobs::run(&host, &job);
-    assert!(matches!(outcome, Outcome::Retry(1000, _)), "{outcome:?}");
+    assert!(matches!(outcome, Outcome::Retry(100..1100, _)), "first retry within its jittered cap: {outcome:?}");
     assert!(host.sent.borrow().is_empty(), "no email while it may still pass");
     job.attempt = 5;
     let outcome = jobs::run(&host, &job);
@@ -328,4 +328,34 @@ fn a_refresh_that_lost_to_a_concurrent_rotation_uses_the_winners_tokens() {
     let auth = host.requests.borrow().iter().rev().find(|r| r.url.contains("/v2/")).unwrap().headers.clone();
     assert!(auth.iter().any(|(n, v)| n == "authorization" && v == "Bearer tok-winner"), "{auth:?}");
     assert!(host.sent.borrow().is_empty(), "no reconnect email for a race");
+}
+
+#[test]
+fn frameio_rate_limit_hints_set_the_retry_delay() {
+    let (host, binding) = setup();
+    let job = push_job(&host, &binding, "a1");
+    let limited = |headers: &'static [(&'static str, &'static str)]| {
+        move |_: &crate::host::HttpRequest| crate::host::HttpResponse {
+            status: 429,
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            body: br#"{"message":"Too Many Requests"}"#.to_vec(),
+        }
+    };
+    host.respond_with(limited(&[("retry-after", "7")]));
+    assert!(matches!(jobs::run(&host, &job), Outcome::Retry(7000, _)));
+    host.respond_with(limited(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-window", "1000"), ("x-ratelimit-limit", "5")]));
+    assert!(matches!(jobs::run(&host, &job), Outcome::Retry(1000, _)));
+    host.respond_with(limited(&[("retry-after", "99999")]));
+    assert!(matches!(jobs::run(&host, &job), Outcome::Retry(300_000, _)), "a hint is capped at five minutes");
+}
+
+#[test]
+fn retries_without_a_hint_are_jittered_below_a_growing_cap() {
+    let host = FakeHost::new();
+    let delays: Vec<u32> = (0..8).map(|attempt| crate::push::retry_delay(&host, attempt, None)).collect();
+    for (attempt, delay) in delays.iter().enumerate() {
+        let cap = (1000u32 << attempt.min(6)).min(60_000);
+        assert!((100..100 + cap).contains(delay), "attempt {attempt}: {delay}");
+    }
+    assert!(delays.windows(2).any(|w| w[0] != w[1]), "draws differ: {delays:?}");
 }

@@ -216,7 +216,7 @@ fn token_request(host: &dyn Host, settings: &Settings, params: &[(&str, &str)]) 
     };
     let resp = host
         .http_send(req)
-        .map_err(|e| GrantError::Other(Error::Frameio(FrameioError { status: 0, message: e.to_string() })))?;
+        .map_err(|e| GrantError::Other(Error::Frameio(FrameioError::new(0, e.to_string()))))?;
     if resp.status == 400 || resp.status == 401 {
         let why = serde_json::from_slice::<TokenError>(&resp.body)
             .map(|e| match e.error_description {
@@ -228,10 +228,10 @@ fn token_request(host: &dyn Host, settings: &Settings, params: &[(&str, &str)]) 
     }
     if resp.status >= 300 {
         let message = format!("token endpoint answered HTTP {}", resp.status);
-        return Err(GrantError::Other(Error::Frameio(FrameioError { status: resp.status, message })));
+        return Err(GrantError::Other(Error::Frameio(FrameioError::new(resp.status, message))));
     }
     serde_json::from_slice(&resp.body).map_err(|e| {
-        GrantError::Other(Error::Frameio(FrameioError { status: resp.status, message: format!("malformed token response: {e}") }))
+        GrantError::Other(Error::Frameio(FrameioError::new(resp.status, format!("malformed token response: {e}"))))
     })
 }
 

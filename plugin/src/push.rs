@@ -24,6 +24,8 @@ use crate::oauth::Session;
 pub const KIND: &str = "push";
 /// Attempts of one step before a passing failure counts as final.
 const MAX_ATTEMPTS: u32 = 6;
+/// Shortest wait before a retry.
+const MIN_RETRY_MS: u32 = 100;
 /// How often a download URL may be renewed before giving up.
 const MAX_URL_RENEWALS: u32 = 3;
 /// First and longest interval between checks on a running download.
@@ -171,9 +173,20 @@ fn passing(host: &dyn Host, binding: Option<&Binding>, job: &PushJob, attempt: u
     if attempt + 1 >= MAX_ATTEMPTS {
         return fail(host, binding, job, &format!("{e} (gave up after {MAX_ATTEMPTS} attempts)"));
     }
-    // 1 s, 2 s, 4 s, ... capped at 60 s; the host adds its own scheduling slack.
-    let delay_ms = (1000u32 << attempt.min(6)).min(60_000);
-    Outcome::Retry(delay_ms, e.to_string())
+    Outcome::Retry(retry_delay(host, attempt, e.retry_after_ms()), e.to_string())
+}
+
+/// Frame.io's own hint when it gave one; else capped exponential backoff with full
+/// jitter (1 s, 2 s, 4 s, ... up to 60 s, each drawn at random below its cap), so
+/// that jobs failing together do not retry together.
+pub(crate) fn retry_delay(host: &dyn Host, attempt: u32, hint_ms: Option<u32>) -> u32 {
+    if let Some(hint) = hint_ms {
+        return hint.max(MIN_RETRY_MS);
+    }
+    let cap = (1000u32 << attempt.min(6)).min(60_000);
+    let random = host.random_bytes(4);
+    let draw = u32::from_le_bytes([random[0], random[1], random[2], random[3]]);
+    MIN_RETRY_MS + draw % cap
 }
 
 fn start(host: &dyn Host, binding: &Binding, job: &PushJob) -> Result<Outcome> {

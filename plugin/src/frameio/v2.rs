@@ -87,13 +87,13 @@ impl<'h> V2<'h> {
 fn unreachable_error(e: HostError) -> Error {
     match e {
         HostError::Refused(why) => Error::Host(format!("the host refused to reach Frame.io: {why}")),
-        other => Error::Frameio(FrameioError { status: 0, message: other.to_string() }),
+        other => Error::Frameio(FrameioError::new(0, other.to_string())),
     }
 }
 
 fn decode<T: DeserializeOwned>(resp: &HttpResponse) -> Result<T> {
     serde_json::from_slice(&resp.body).map_err(|e| {
-        Error::Frameio(FrameioError { status: resp.status, message: format!("unexpected response from Frame.io: {e}") })
+        Error::Frameio(FrameioError::new(resp.status, format!("unexpected response from Frame.io: {e}")))
     })
 }
 
@@ -120,7 +120,22 @@ fn error_from(resp: &HttpResponse) -> FrameioError {
             _ => m,
         })
         .unwrap_or_else(|| format!("HTTP {}", resp.status));
-    FrameioError { status: resp.status, message }
+    FrameioError { status: resp.status, message, retry_after_ms: retry_hint(resp) }
+}
+
+/// Longest wait a hint may ask for; past it, the job's own backoff decides.
+const MAX_RETRY_HINT_MS: u64 = 300_000;
+
+/// How long Frame.io asks us to wait: `Retry-After` in seconds when present, else,
+/// for a 429 with no requests left, the rate-limit window (`x-ratelimit-window`, ms).
+fn retry_hint(resp: &HttpResponse) -> Option<u32> {
+    let number = |name| resp.header(name).and_then(|v| v.trim().parse::<u64>().ok());
+    let hint_ms = match number("retry-after") {
+        Some(secs) => secs.saturating_mul(1000),
+        None if resp.status == 429 && number("x-ratelimit-remaining") == Some(0) => number("x-ratelimit-window")?,
+        None => return None,
+    };
+    u32::try_from(hint_ms.min(MAX_RETRY_HINT_MS)).ok()
 }
 
 #[derive(Deserialize)]
@@ -371,10 +386,7 @@ impl FrameioApi for V2<'_> {
             None => {
                 // Without its secret the action's requests cannot be verified: remove it.
                 let _ = self.delete_action(&created.id);
-                Err(Error::Frameio(FrameioError {
-                    status: resp.status,
-                    message: "Frame.io created the custom action without a signing secret".into(),
-                }))
+                Err(Error::Frameio(FrameioError::new(resp.status, "Frame.io created the custom action without a signing secret")))
             }
         }
     }
