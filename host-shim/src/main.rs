@@ -88,15 +88,7 @@ async fn main() -> anyhow::Result<()> {
             host_shim::bench::run(options).await
         }
         Command::Sim { seed, listen } => {
-            let seed = match seed {
-                Some(path) => frameio_sim::Seed::load(&path)?,
-                None => frameio_sim::Seed::default_fixture(),
-            };
-            let sim = frameio_sim::Simulator::start(seed, frameio_sim::SimOptions::default(), listen).await?;
-            println!("Frame.io simulator at {} (API {})", sim.base_url(), sim.api_url());
-            tokio::signal::ctrl_c().await?;
-            sim.shutdown().await;
-            Ok(())
+            frameio_sim::serve_until_interrupted(seed.as_deref(), frameio_sim::SimOptions::default(), listen).await
         }
     }
 }
