@@ -72,7 +72,7 @@ pub struct RuntimeConfig {
     pub cache_dir: PathBuf,
     /// Instance slots the pooling allocator keeps mapped (calls beyond them wait for
     /// a free slot); 0 allocates per call instead. Pooling makes a fresh instance
-    /// plus a call about 1.7x faster (`host-shim bench`).
+    /// plus a call 1.4 to 2 times faster (`host-shim bench`, release build).
     pub pooling_instances: u32,
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::bindings::Binding;
 use crate::error::Error;
+use crate::frameio::is_frameio_id;
 use crate::frameio::model::Asset;
 use crate::host::Host;
 use crate::inbound::{JobRequest, Reply};
@@ -48,20 +49,16 @@ pub struct IdRef {
     pub id: String,
 }
 
-fn plain_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 impl Event {
     /// Decodes and checks a delivery; the error is the 400 reason.
     pub fn parse(body: &[u8]) -> Result<Event, String> {
         let event: Event = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
-        if !plain_id(&event.action_id) || !plain_id(&event.interaction_id) {
-            return Err("action_id and interaction_id must be plain identifiers".into());
+        if !is_frameio_id(&event.action_id) || !is_frameio_id(&event.interaction_id) {
+            return Err("action_id and interaction_id must be Frame.io identifiers".into());
         }
         if let Some(r) = &event.resource {
-            if !plain_id(&r.id) {
-                return Err("resource.id must be a plain identifier".into());
+            if !is_frameio_id(&r.id) {
+                return Err("resource.id must be a Frame.io identifier".into());
             }
         }
         Ok(event)

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::model::{Action, Asset, AssetKind, CreatedAction, Entry, NewAction, Project, User};
-use super::{FrameioApi, MAX_LIST_ENTRIES};
+use super::{FrameioApi, MAX_LIST_ENTRIES, is_frameio_id};
 use crate::error::{Error, FrameioError, Result};
 use crate::host::{Host, HostError, HttpRequest, HttpResponse, Method};
 
@@ -312,8 +312,7 @@ struct WireMember {
 /// Path segments come from users and Frame.io: refuse anything that could
 /// change the path rather than encode it.
 fn seg(id: &str) -> Result<&str> {
-    let ok = !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_:.".contains(c));
-    if ok && id != "." && id != ".." { Ok(id) } else { Err(Error::InvalidInput(format!("malformed Frame.io id {id:?}"))) }
+    if is_frameio_id(id) { Ok(id) } else { Err(Error::InvalidInput(format!("malformed Frame.io id {id:?}"))) }
 }
 
 impl FrameioApi for V2<'_> {
