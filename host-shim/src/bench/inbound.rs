@@ -187,6 +187,10 @@ async fn native_action(State(services): State<Arc<Services>>, UrlPath(id): UrlPa
 /// path only reads storage; the calls it never makes are refused.
 struct NativeHost(Arc<Services>);
 
+fn unavailable(e: crate::imports::storage::StorageError) -> HostError {
+    HostError::Unavailable(e.to_string())
+}
+
 fn not_on_inbound_path() -> HostError {
     HostError::Refused("the native bench handler serves the inbound path only".into())
 }
@@ -197,24 +201,24 @@ impl Host for NativeHost {
     }
 
     fn storage_get(&self, key: &str) -> HostResult<Option<guest::Entry>> {
-        let entry = self.0.storage.get(key).map_err(|e| HostError::Unavailable(e.to_string()))?;
+        let entry = self.0.storage.get(key).map_err(unavailable)?;
         Ok(entry.map(|e| guest::Entry { value: e.value, revision: e.revision }))
     }
 
     fn storage_set(&self, key: &str, value: &[u8]) -> HostResult<u64> {
-        self.0.storage.set(key, value).map_err(|e| HostError::Unavailable(e.to_string()))
+        self.0.storage.set(key, value).map_err(unavailable)
     }
 
     fn storage_cas(&self, key: &str, expected: Option<u64>, value: &[u8]) -> HostResult<u64> {
-        self.0.storage.compare_and_swap(key, expected, value).map_err(|e| HostError::Unavailable(e.to_string()))
+        self.0.storage.compare_and_swap(key, expected, value).map_err(unavailable)
     }
 
     fn storage_delete(&self, key: &str) -> HostResult<bool> {
-        self.0.storage.delete(key).map_err(|e| HostError::Unavailable(e.to_string()))
+        self.0.storage.delete(key).map_err(unavailable)
     }
 
     fn storage_list(&self, prefix: &str) -> HostResult<Vec<String>> {
-        self.0.storage.list_keys(prefix).map_err(|e| HostError::Unavailable(e.to_string()))
+        self.0.storage.list_keys(prefix).map_err(unavailable)
     }
 
     fn get_folder(&self, _id: &str) -> HostResult<guest::Folder> {
