@@ -21,7 +21,7 @@ pub mod store;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
-#[cfg(test)]
-mod fake_host;
+#[cfg(any(test, feature = "fake-host"))]
+pub mod fake_host;
 #[cfg(test)]
 mod flow_tests;
