@@ -41,6 +41,8 @@ pub struct RunningHost {
     /// The component runtime, for measurements that call it directly.
     pub runtime: Arc<Runtime>,
     tasks: Vec<JoinHandle<()>>,
+    /// Held while the host runs, so no second host opens the same state.
+    _data_dir_lock: std::fs::File,
 }
 
 impl RunningHost {
@@ -62,6 +64,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     config.validate()?;
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let data_dir_lock = lock_data_dir(&data_dir)?;
     let public = TcpListener::bind(config.server.public_listen).await.context("binding the public listener")?;
     let admin = TcpListener::bind(config.server.admin_listen).await.context("binding the admin listener")?;
     let public_url = config.public_url(public.local_addr()?);
@@ -89,6 +92,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     transfers.resume_unfinished().await;
 
     let queue = JobQueue::new(db);
+    let orphans = queue.requeue_orphans(crate::db::unix_millis())?;
+    if orphans > 0 {
+        tracing::warn!(jobs = orphans, "resuming jobs that were running when the host last stopped");
+    }
     let wake = Arc::new(Notify::new());
     let state = AppState {
         runtime: runtime.clone(),
@@ -104,7 +111,22 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
         tokio::spawn(worker.run()),
     ];
     tracing::info!(%public_url, %admin_url, "host-shim is up");
-    Ok(RunningHost { public_url, admin_url, outbox_dir, queue, services, runtime, tasks })
+    Ok(RunningHost { public_url, admin_url, outbox_dir, queue, services, runtime, tasks, _data_dir_lock: data_dir_lock })
+}
+
+/// Takes the data directory's lock file. The operating system drops the lock when
+/// the process dies, however it dies, so a host restarted after a crash gets it back,
+/// and knows that jobs left running belong to no one.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("host.lock");
+    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another host-shim is running on {}; stop it first", data_dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
 }
 
 /// The key sealing the connector's storage: from `FRAMEIO_DAM_KEY` when it is set

@@ -133,6 +133,21 @@ impl JobQueue {
         })
     }
 
+    /// Hands back every job a previous run of this host was running when it stopped
+    /// (crashed, killed): due now, with its attempt counter raised, instead of waiting
+    /// out its lease. Only for startup, while no worker of this host runs yet; the
+    /// data directory lock (see `app::start`) keeps other hosts away. Returns how many.
+    pub fn requeue_orphans(&self, now_ms: i64) -> rusqlite::Result<usize> {
+        self.db.with(|c| {
+            c.execute(
+                "UPDATE jobs SET state = 'queued', attempt = attempt + 1, run_after = ?1, updated_at = ?1,
+                                 status_text = 'resumed after the host restarted'
+                 WHERE state = 'running'",
+                [now_ms],
+            )
+        })
+    }
+
     /// Moves a running job on to its next step: new payload, due after `delay_ms`,
     /// attempt counter back to 0.
     pub fn next(&self, id: &str, payload: &[u8], delay_ms: u32, status: &str) -> rusqlite::Result<()> {
@@ -284,6 +299,21 @@ mod tests {
         assert_eq!((row.state.as_str(), row.result_text.as_deref()), ("done", Some("imported")));
         assert_eq!(q.next_due_at().unwrap(), None);
         assert_eq!(q.claim_due(i64::MAX).unwrap(), None, "done jobs never come back");
+    }
+
+    #[test]
+    fn orphans_of_a_dead_host_are_due_at_once_with_a_higher_attempt() {
+        let q = queue();
+        let running = q.enqueue("push:1", "push", b"a").unwrap().unwrap();
+        let waiting = q.enqueue("push:2", "push", b"b").unwrap().unwrap();
+        assert_eq!(q.claim_due(later()).unwrap().unwrap().id, running);
+        let restart = later();
+        assert_eq!(q.requeue_orphans(restart).unwrap(), 1, "only the running job");
+        let row = q.get(&running).unwrap().unwrap();
+        assert_eq!((row.state.as_str(), row.attempt, row.run_after), ("queued", 1, restart));
+        assert_eq!(q.get(&waiting).unwrap().unwrap().attempt, 0);
+        let claimed: Vec<(String, u32)> = (0..2).map(|_| q.claim_due(restart).unwrap().unwrap()).map(|j| (j.id, j.attempt)).collect();
+        assert!(claimed.contains(&(running, 1)), "handed out again without waiting for the lease: {claimed:?}");
     }
 
     #[test]

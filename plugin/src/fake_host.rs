@@ -24,6 +24,10 @@ pub struct FakeHost {
     /// Storage writes that land while the next token request is in flight, as
     /// another call racing this one would make them.
     pub writes_during_token_request: RefCell<Vec<(String, Vec<u8>)>>,
+    /// Storage writes that land during the next sleep, as another call would make them.
+    pub writes_during_sleep: RefCell<Vec<(String, Vec<u8>)>>,
+    /// Milliseconds slept in all; the clock moves on with them.
+    pub slept_ms: Cell<u64>,
 }
 
 impl FakeHost {
@@ -41,6 +45,8 @@ impl FakeHost {
             responder: RefCell::new(Box::new(|_| json_response(404, "{}"))),
             counter: Cell::new(0),
             writes_during_token_request: RefCell::default(),
+            writes_during_sleep: RefCell::default(),
+            slept_ms: Cell::new(0),
         }
     }
 
@@ -164,6 +170,16 @@ impl Host for FakeHost {
         // Distinct per call, so generated ids and states differ.
         self.counter.set(self.counter.get().wrapping_add(1));
         vec![self.counter.get(); n]
+    }
+
+    fn sleep_ms(&self, ms: u32) {
+        let before = self.slept_ms.get();
+        let after = before + u64::from(ms);
+        self.slept_ms.set(after);
+        self.now.set(self.now.get() + after / 1000 - before / 1000);
+        for (key, value) in self.writes_during_sleep.take() {
+            self.storage_set(&key, &value).unwrap();
+        }
     }
 }
 

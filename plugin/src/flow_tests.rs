@@ -346,7 +346,31 @@ fn frameio_rate_limit_hints_set_the_retry_delay() {
     host.respond_with(limited(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-window", "1000"), ("x-ratelimit-limit", "5")]));
     assert!(matches!(jobs::run(&host, &job), Outcome::Retry(1000, _)));
     host.respond_with(limited(&[("retry-after", "99999")]));
-    assert!(matches!(jobs::run(&host, &job), Outcome::Retry(300_000, _)), "a hint is capped at five minutes");
+    assert!(matches!(jobs::run(&host, &job), Outcome::Retry(120_000, _)), "a hint is capped at two minutes");
+}
+
+#[test]
+fn a_step_that_keeps_failing_gives_up_within_the_retry_budget() {
+    let (host, binding) = setup();
+    let mut job = push_job(&host, &binding, "a1");
+    // The worst case: Frame.io asks for the longest wait every time.
+    host.respond_with(|_| crate::host::HttpResponse {
+        status: 503,
+        headers: vec![("retry-after".into(), "86400".into())],
+        body: br#"{"message":"Service Unavailable"}"#.to_vec(),
+    });
+    let mut waited_ms = 0u64;
+    let reason = loop {
+        match jobs::run(&host, &job) {
+            Outcome::Retry(delay, _) => waited_ms += u64::from(delay),
+            Outcome::Failed(reason) => break reason,
+            other => panic!("{other:?}"),
+        }
+        job.attempt += 1;
+    };
+    assert!(reason.contains("gave up after 6 attempts"), "{reason}");
+    assert!(waited_ms <= u64::from(crate::push::RETRY_BUDGET_MS), "{waited_ms} ms");
+    assert_eq!(crate::push::RETRY_BUDGET_MS, 600_000, "ten minutes, as the README says");
 }
 
 #[test]
@@ -358,4 +382,79 @@ fn retries_without_a_hint_are_jittered_below_a_growing_cap() {
         assert!((100..100 + cap).contains(delay), "attempt {attempt}: {delay}");
     }
     assert!(delays.windows(2).any(|w| w[0] != w[1]), "draws differ: {delays:?}");
+}
+
+/// A stored connection for alice whose token `tok-1` is about to expire, with another
+/// call's refresh lease running until `lease_until`.
+fn connect_with_lease(host: &FakeHost, lease_until: u64) -> String {
+    let key = format!("{}alice", crate::store::CONNECTION);
+    let conn = serde_json::json!({
+        "user": "alice", "frameio_user": "Ada", "access_token": "tok-1", "refresh_token": "ref-1",
+        "expires_at": host.now.get() + 10, "reconnect_reason": null, "refresh_lease_until": lease_until
+    });
+    crate::host::Host::storage_set(host, &key, conn.to_string().as_bytes()).unwrap();
+    key
+}
+
+fn bearer_of_last_api_call(host: &FakeHost) -> String {
+    let requests = host.requests.borrow();
+    let last = requests.iter().rev().find(|r| r.url.contains("/v2/")).expect("an API call");
+    last.headers.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
+#[test]
+fn a_call_that_finds_a_refresh_under_way_waits_for_it_instead_of_refreshing() {
+    let host = FakeHost::new();
+    configure(&host);
+    serve_frameio(&host);
+    let key = connect_with_lease(&host, host.now.get() + 15);
+    let done = serde_json::json!({
+        "user": "alice", "frameio_user": "Ada", "access_token": "tok-other", "refresh_token": "ref-other",
+        "expires_at": host.now.get() + 3600, "reconnect_reason": null, "refresh_lease_until": null
+    });
+    // The lease holder stores its tokens while we wait.
+    host.writes_during_sleep.borrow_mut().push((key, done.to_string().into_bytes()));
+    crate::browse::accounts(&host, "alice").unwrap_err();
+    assert_eq!(host.requests_to("/oauth2/token"), 0, "single flight: the holder's refresh is the only one");
+    assert!(host.slept_ms.get() > 0, "it waited");
+    assert_eq!(bearer_of_last_api_call(&host), "Bearer tok-other");
+}
+
+#[test]
+fn a_lease_whose_holder_died_runs_out_and_the_waiting_call_refreshes() {
+    let host = FakeHost::new();
+    configure(&host);
+    serve_frameio(&host);
+    connect_with_lease(&host, host.now.get() + 15);
+    let started = host.now.get();
+    crate::browse::accounts(&host, "alice").unwrap_err();
+    assert_eq!(host.requests_to("/oauth2/token"), 1);
+    assert!((15..=16).contains(&(host.now.get() - started)), "waited out the lease: {}s", host.now.get() - started);
+    assert_eq!(bearer_of_last_api_call(&host), "Bearer tok-2");
+    let stored = crate::store::load::<Value>(&host, &format!("{}alice", crate::store::CONNECTION)).unwrap().unwrap();
+    assert_eq!(stored.value["refresh_lease_until"], Value::Null, "the lease is released with the new tokens");
+    assert_eq!(stored.value["refresh_token"], "ref-2", "the new refresh token is stored");
+}
+
+#[test]
+fn a_lease_set_impossibly_far_ahead_is_not_honoured() {
+    let host = FakeHost::new();
+    configure(&host);
+    serve_frameio(&host);
+    connect_with_lease(&host, u64::MAX);
+    crate::browse::accounts(&host, "alice").unwrap_err();
+    assert_eq!(host.slept_ms.get(), 0);
+    assert_eq!(host.requests_to("/oauth2/token"), 1);
+}
+
+#[test]
+fn a_failed_refresh_releases_its_lease() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 10);
+    host.respond_with(|_| crate::fake_host::json_response(503, r#"{"message":"unavailable"}"#));
+    crate::browse::accounts(&host, "alice").unwrap_err();
+    let stored = crate::store::load::<Value>(&host, &format!("{}alice", crate::store::CONNECTION)).unwrap().unwrap();
+    assert_eq!(stored.value["refresh_lease_until"], Value::Null);
+    assert_eq!(stored.value["access_token"], "tok-1", "nothing else changed");
 }

@@ -223,4 +223,7 @@ pub trait Host {
     fn now(&self) -> u64;
     /// `n` bytes from a cryptographically secure source.
     fn random_bytes(&self, n: usize) -> Vec<u8>;
+    /// Waits `ms` milliseconds (WASI's monotonic clock), for example for another
+    /// call's token refresh. Counts against the host's per-call deadline.
+    fn sleep_ms(&self, ms: u32);
 }

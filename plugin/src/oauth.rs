@@ -24,6 +24,12 @@ const REFRESH_MARGIN_SECS: u64 = 60;
 /// Deadline of a token request; with the API calls around it, it stays well inside
 /// the host's per-call deadline (30 s in the reference host).
 const TOKEN_TIMEOUT_MS: u32 = 5_000;
+/// How long one call may hold a connection's refresh lease. Longer than a token
+/// request may take, so a live holder always finishes first; a holder that died
+/// (trapped, or its host crashed) blocks the others no longer than this.
+const REFRESH_LEASE_SECS: u64 = 15;
+/// How often a call waiting for another call's refresh looks at the connection again.
+const REFRESH_WAIT_MS: u32 = 50;
 
 /// Where to send the user's browser (WIT `oauth.authorization`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +65,10 @@ struct Connection {
     expires_at: u64,
     /// Set when the grant was refused: the user must connect again.
     reconnect_reason: Option<String>,
+    /// While set and in the future, one call is refreshing the tokens and every
+    /// other call waits for its result instead of refreshing too (single flight).
+    #[serde(default)]
+    refresh_lease_until: Option<u64>,
 }
 
 impl fmt::Debug for Connection {
@@ -68,6 +78,7 @@ impl fmt::Debug for Connection {
             .field("frameio_user", &self.frameio_user)
             .field("expires_at", &self.expires_at)
             .field("reconnect_reason", &self.reconnect_reason)
+            .field("refresh_lease_until", &self.refresh_lease_until)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +178,7 @@ pub fn complete(host: &dyn Host, state: &str, code: &str) -> Result<ConnectionIn
         refresh_token: tokens.refresh_token,
         expires_at: host.now() + tokens.expires_in.unwrap_or(3600),
         reconnect_reason: None,
+        refresh_lease_until: None,
     };
     store::save(host, &connection_key(&pending.user), &connection)?;
     Ok(connection.info())
@@ -178,10 +190,11 @@ pub fn status(host: &dyn Host, user: &str) -> Result<Option<ConnectionInfo>> {
     Ok(store::load::<Connection>(host, &connection_key(user))?.map(|c| c.value.info()))
 }
 
-/// Refreshes the user's access token now.
+/// Refreshes the user's access token now (or waits for a refresh already under way).
 pub fn refresh(host: &dyn Host, user: &str) -> Result<ConnectionInfo> {
     let session = Session::open(host, user)?;
-    session.token(true)?;
+    let current = store::load::<Connection>(host, &connection_key(user))?.ok_or_else(|| Error::NotConnected(user.to_string()))?;
+    session.token(Some(&current.value.access_token))?;
     status(host, user)?.ok_or_else(|| Error::NotConnected(user.to_string()))
 }
 
@@ -257,27 +270,52 @@ impl<'h> Session<'h> {
     /// Runs `f` with an API client. If Frame.io says the token is no longer valid
     /// although it has not expired, refreshes once and runs `f` again.
     pub fn with_api<T>(&self, f: impl Fn(&dyn FrameioApi) -> Result<T>) -> Result<T> {
-        let token = self.token(false)?;
+        let token = self.token(None)?;
         match f(&V2::new(self.host, &self.settings.api_url, &token)) {
             Err(Error::Frameio(e)) if e.status == 401 => {
-                let token = self.token(true)?;
+                let token = self.token(Some(&token))?;
                 f(&V2::new(self.host, &self.settings.api_url, &token))
             }
             other => other,
         }
     }
 
-    /// A valid access token, refreshed first when it is about to expire (or `force`).
-    fn token(&self, force: bool) -> Result<String> {
+    /// A valid access token: the stored one while it is fresh and is not `refused`
+    /// (a token Frame.io just turned down), else a refreshed one.
+    ///
+    /// Refreshes are single-flight per connection: the call that wins the refresh
+    /// lease (a compare-and-swap on the connection record) asks the token endpoint;
+    /// every other call waits for the record to change and uses its tokens.
+    fn token(&self, refused: Option<&str>) -> Result<String> {
         let key = connection_key(&self.user);
-        let stored = store::load::<Connection>(self.host, &key)?.ok_or_else(|| Error::NotConnected(self.user.clone()))?;
-        let conn = stored.value;
-        if let Some(why) = &conn.reconnect_reason {
-            return Err(Error::ReconnectRequired(why.clone()));
+        loop {
+            let stored = store::load::<Connection>(self.host, &key)?.ok_or_else(|| Error::NotConnected(self.user.clone()))?;
+            let conn = stored.value;
+            if let Some(why) = &conn.reconnect_reason {
+                return Err(Error::ReconnectRequired(why.clone()));
+            }
+            let now = self.host.now();
+            let turned_down = refused == Some(conn.access_token.as_str());
+            if !turned_down && conn.expires_at > now + REFRESH_MARGIN_SECS {
+                return Ok(conn.access_token);
+            }
+            // A lease further out than any holder could have set is not honoured, so
+            // a damaged record cannot stall every call.
+            let leased = conn.refresh_lease_until.is_some_and(|until| until > now && until <= now + REFRESH_LEASE_SECS);
+            if leased {
+                self.host.sleep_ms(REFRESH_WAIT_MS);
+                continue;
+            }
+            let lease = Connection { refresh_lease_until: Some(now + REFRESH_LEASE_SECS), ..conn.clone() };
+            if let Some(revision) = store::save_if(self.host, &key, Some(stored.revision), &lease)? {
+                return self.refresh_with_lease(&key, revision, conn);
+            }
         }
-        if !force && conn.expires_at > self.host.now() + REFRESH_MARGIN_SECS {
-            return Ok(conn.access_token);
-        }
+    }
+
+    /// Asks the token endpoint for new tokens while holding the refresh lease, and
+    /// stores them (releasing the lease) before anyone uses them.
+    fn refresh_with_lease(&self, key: &str, revision: u64, conn: Connection) -> Result<String> {
         let refresh_token = conn
             .refresh_token
             .clone()
@@ -289,12 +327,19 @@ impl<'h> Session<'h> {
                     // Frame.io may omit a new refresh token: the old one stays valid then.
                     refresh_token: tokens.refresh_token.or(conn.refresh_token.clone()),
                     expires_at: self.host.now() + tokens.expires_in.unwrap_or(3600),
+                    refresh_lease_until: None,
                     ..conn
                 };
-                self.save_renewed(&key, stored.revision, &refresh_token, renewed)
+                self.save_renewed(key, revision, &refresh_token, renewed)
             }
-            Err(GrantError::Refused(why)) => self.mark_reconnect(&key, stored.revision, conn, why),
-            Err(GrantError::Other(e)) => Err(e),
+            Err(GrantError::Refused(why)) => self.mark_reconnect(key, revision, conn, why),
+            Err(GrantError::Other(e)) => {
+                // Release the lease so the next call may try at once; if this write
+                // fails, the lease simply runs out.
+                let released = Connection { refresh_lease_until: None, ..conn };
+                let _ = store::save_if(self.host, key, Some(revision), &released);
+                Err(e)
+            }
         }
     }
 
@@ -303,16 +348,16 @@ impl<'h> Session<'h> {
     /// lost the race with the same refresh token and marked the connection for
     /// reconnection: our renewal proves that mark wrong, so it replaces it.
     fn save_renewed(&self, key: &str, revision: u64, used: &str, renewed: Connection) -> Result<String> {
-        if store::save_if(self.host, key, Some(revision), &renewed)? {
+        if store::save_if(self.host, key, Some(revision), &renewed)?.is_some() {
             return Ok(renewed.access_token);
         }
         if let Some(now) = store::load::<Connection>(self.host, key)? {
             let stale_mark = now.value.reconnect_reason.is_some() && now.value.refresh_token.as_deref() == Some(used);
-            if stale_mark && store::save_if(self.host, key, Some(now.revision), &renewed)? {
+            if stale_mark && store::save_if(self.host, key, Some(now.revision), &renewed)?.is_some() {
                 return Ok(renewed.access_token);
             }
         }
-        self.token(false)
+        self.token(None)
     }
 
     /// Records that the grant is gone and tells the user, once. If the record changed
@@ -320,9 +365,9 @@ impl<'h> Session<'h> {
     /// tokens allow one use): its tokens are valid, so use them instead.
     fn mark_reconnect(&self, key: &str, revision: u64, conn: Connection, why: String) -> Result<String> {
         let reason = format!("Frame.io refused the refresh token: {why}");
-        let marked = Connection { reconnect_reason: Some(reason.clone()), ..conn };
-        if !store::save_if(self.host, key, Some(revision), &marked)? {
-            return self.token(false);
+        let marked = Connection { reconnect_reason: Some(reason.clone()), refresh_lease_until: None, ..conn };
+        if store::save_if(self.host, key, Some(revision), &marked)?.is_none() {
+            return self.token(None);
         }
         let _ = self.host.notify(Message {
             to: Recipient::DamUser(self.user.clone()),

@@ -26,6 +26,13 @@ pub const KIND: &str = "push";
 const MAX_ATTEMPTS: u32 = 6;
 /// Shortest wait before a retry.
 const MIN_RETRY_MS: u32 = 100;
+/// Longest wait before a retry, even when Frame.io asks for more: its rate-limit
+/// windows are a minute at most.
+const MAX_RETRY_MS: u32 = 120_000;
+/// The most one step can spend waiting between its attempts: a failing step gives
+/// up within this (plus its attempts' own run time, each bounded by the host's
+/// call deadline).
+pub const RETRY_BUDGET_MS: u32 = (MAX_ATTEMPTS - 1) * MAX_RETRY_MS;
 /// How often a download URL may be renewed before giving up.
 const MAX_URL_RENEWALS: u32 = 3;
 /// First and longest interval between checks on a running download.
@@ -176,12 +183,12 @@ fn passing(host: &dyn Host, binding: Option<&Binding>, job: &PushJob, attempt: u
     Outcome::Retry(retry_delay(host, attempt, e.retry_after_ms()), e.to_string())
 }
 
-/// Frame.io's own hint when it gave one; else capped exponential backoff with full
-/// jitter (1 s, 2 s, 4 s, ... up to 60 s, each drawn at random below its cap), so
-/// that jobs failing together do not retry together.
+/// Frame.io's own hint when it gave one (at most [`MAX_RETRY_MS`]); else capped
+/// exponential backoff with full jitter (1 s, 2 s, 4 s, ... up to 60 s, each drawn
+/// at random below its cap), so that jobs failing together do not retry together.
 pub(crate) fn retry_delay(host: &dyn Host, attempt: u32, hint_ms: Option<u32>) -> u32 {
     if let Some(hint) = hint_ms {
-        return hint.max(MIN_RETRY_MS);
+        return hint.clamp(MIN_RETRY_MS, MAX_RETRY_MS);
     }
     let cap = (1000u32 << attempt.min(6)).min(60_000);
     let random = host.random_bytes(4);

@@ -42,11 +42,11 @@ pub fn save<T: Serialize>(host: &dyn Host, key: &str, value: &T) -> Result<u64> 
 }
 
 /// Writes a record only if it still has revision `expected` (`None`: only if absent).
-/// Returns `false`, writing nothing, when someone else wrote it first.
-pub fn save_if<T: Serialize>(host: &dyn Host, key: &str, expected: Option<u64>, value: &T) -> Result<bool> {
+/// Returns the new revision, or `None`, writing nothing, when someone else wrote it first.
+pub fn save_if<T: Serialize>(host: &dyn Host, key: &str, expected: Option<u64>, value: &T) -> Result<Option<u64>> {
     match host.storage_cas(key, expected, &encode(value)) {
-        Ok(_) => Ok(true),
-        Err(HostError::Conflict) => Ok(false),
+        Ok(revision) => Ok(Some(revision)),
+        Err(HostError::Conflict) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

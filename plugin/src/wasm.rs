@@ -173,6 +173,10 @@ impl Host for WitHost {
         getrandom::fill(&mut bytes).expect("the host provides wasi:random");
         bytes
     }
+
+    fn sleep_ms(&self, ms: u32) {
+        std::thread::sleep(std::time::Duration::from_millis(ms.into()));
+    }
 }
 
 fn wit_error(e: Error) -> types::Error {

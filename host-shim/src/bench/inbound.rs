@@ -256,4 +256,9 @@ impl Host for NativeHost {
     fn random_bytes(&self, n: usize) -> Vec<u8> {
         (0..n).map(|_| rand::random::<u8>()).collect()
     }
+
+    fn sleep_ms(&self, ms: u32) {
+        // The inbound path never waits; a blocking sleep is what the guest would do.
+        std::thread::sleep(std::time::Duration::from_millis(ms.into()));
+    }
 }

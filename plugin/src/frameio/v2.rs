@@ -123,11 +123,9 @@ fn error_from(resp: &HttpResponse) -> FrameioError {
     FrameioError { status: resp.status, message, retry_after_ms: retry_hint(resp) }
 }
 
-/// Longest wait a hint may ask for; past it, the job's own backoff decides.
-const MAX_RETRY_HINT_MS: u64 = 300_000;
-
 /// How long Frame.io asks us to wait: `Retry-After` in seconds when present, else,
 /// for a 429 with no requests left, the rate-limit window (`x-ratelimit-window`, ms).
+/// Whoever retries bounds it (see `push::retry_delay`).
 fn retry_hint(resp: &HttpResponse) -> Option<u32> {
     let number = |name| resp.header(name).and_then(|v| v.trim().parse::<u64>().ok());
     let hint_ms = match number("retry-after") {
@@ -135,7 +133,7 @@ fn retry_hint(resp: &HttpResponse) -> Option<u32> {
         None if resp.status == 429 && number("x-ratelimit-remaining") == Some(0) => number("x-ratelimit-window")?,
         None => return None,
     };
-    u32::try_from(hint_ms.min(MAX_RETRY_HINT_MS)).ok()
+    Some(u32::try_from(hint_ms).unwrap_or(u32::MAX))
 }
 
 #[derive(Deserialize)]
