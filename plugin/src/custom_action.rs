@@ -52,7 +52,13 @@ pub struct IdRef {
 impl Event {
     /// Decodes and checks a delivery; the error is the 400 reason.
     pub fn parse(body: &[u8]) -> Result<Event, String> {
-        let event: Event = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+        // Through a JSON value first: a struct would also accept an array of its
+        // fields, and would skip fields it does not use without checking them.
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+        if !value.is_object() {
+            return Err("malformed JSON: the event must be an object".into());
+        }
+        let event: Event = serde_json::from_value(value).map_err(|e| format!("malformed JSON: {e}"))?;
         if !is_frameio_id(&event.action_id) || !is_frameio_id(&event.interaction_id) {
             return Err("action_id and interaction_id must be Frame.io identifiers".into());
         }
@@ -198,3 +204,27 @@ fn reason_for_user(e: &Error) -> String {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::Event;
+
+    const IDS: &str = r#""action_id":"10000000-0000-4000-8000-000000000001","interaction_id":"10000000-0000-4000-8000-000000000002""#;
+
+    #[test]
+    fn an_event_is_a_json_object_with_frameio_ids() {
+        assert!(Event::parse(format!("{{{IDS}}}").as_bytes()).is_ok());
+        let as_array = br#"["10000000-0000-4000-8000-000000000001","10000000-0000-4000-8000-000000000002",null,null,null]"#;
+        assert!(Event::parse(as_array).unwrap_err().contains("object"));
+    }
+
+    #[test]
+    fn broken_text_in_fields_the_connector_ignores_is_still_malformed() {
+        let lone_surrogate = format!(r#"{{{IDS},"extra":"\udc00"}}"#);
+        assert!(Event::parse(lone_surrogate.as_bytes()).unwrap_err().starts_with("malformed JSON"));
+        let mut invalid_utf8 = format!(r#"{{{IDS},"extra":"x"}}"#).into_bytes();
+        let at = invalid_utf8.len() - 3;
+        invalid_utf8[at] = 0xff;
+        assert!(Event::parse(&invalid_utf8).unwrap_err().starts_with("malformed JSON"));
+    }
+}
