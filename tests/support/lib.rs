@@ -15,8 +15,17 @@ pub fn component() -> PathBuf {
     path
 }
 
+/// The deliberately misbehaving test component (`tests/misbehaving`), for the
+/// sandbox suite. `cargo xtask test` builds it first.
+pub fn misbehaving_component() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("target/wasm32-wasip2/wasm/misbehaving_component.wasm");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo xtask test`", path.display());
+    path
+}
+
 /// One compile cache for every test, so the component is compiled once.
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/component-cache")
 }
 

@@ -1,7 +1,8 @@
 //! Project tasks, run as `cargo xtask <task>`:
 //!
 //! - `build`: build the connector component (`wasm32-wasip2`, installing the
-//!   target with rustup if it is missing) and report its size.
+//!   target with rustup if it is missing) and report its size; also build the
+//!   misbehaving test component the sandbox tests load (`tests/misbehaving`).
 //! - `demo`: build, then run the whole flow against the simulator, printing each step.
 //! - `test`: build, then run every test in the workspace.
 //! - `bench`: build, then run `host-shim bench` in a release build (extra
@@ -57,10 +58,21 @@ fn cargo(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the component and checks its size.
+/// Builds the component (and the sandbox tests' misbehaving one) and checks its size.
 fn build_component() -> anyhow::Result<PathBuf> {
     ensure_wasm_target()?;
-    cargo(&["build", "--quiet", "-p", "frameio-connector", "--target", "wasm32-wasip2", "--profile", "wasm"])?;
+    cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "frameio-connector",
+        "-p",
+        "misbehaving-component",
+        "--target",
+        "wasm32-wasip2",
+        "--profile",
+        "wasm",
+    ])?;
     let path = PathBuf::from(COMPONENT);
     let size = std::fs::metadata(&path).with_context(|| format!("{} was not built", path.display()))?.len();
     if size > MAX_COMPONENT_BYTES {

@@ -27,8 +27,11 @@ impl CallLimits {
 }
 
 impl ResourceLimiter for CallLimits {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_memory_bytes {
+            // The trap that usually follows (Rust aborts on a failed allocation) does
+            // not say why; this does.
+            tracing::warn!(current, desired, limit = self.max_memory_bytes, "the component hit its memory limit; growth refused");
             return Ok(false);
         }
         self.peak.fetch_max(desired, Ordering::Relaxed);

@@ -10,11 +10,11 @@ mod links;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -41,7 +41,8 @@ pub mod wit {
 pub use wit::exports::frameio_dam::connector::{bindings, browse, inbound, jobs, oauth, provider};
 pub use wit::frameio_dam::connector::types::{Error as ConnectorError, Property};
 
-/// How often the epoch advances; the granularity of call deadlines.
+/// How often the epoch advances: the granularity of call deadlines, and how often
+/// a long-running call yields its thread to other requests.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The real parts behind the component's imports, shared by every call.
@@ -73,7 +74,7 @@ pub struct Runtime {
     engine: Engine,
     pre: wit::ConnectorPre<HostState>,
     services: Arc<Services>,
-    deadline_ticks: u64,
+    call_timeout: Duration,
     max_memory_bytes: usize,
     /// The most linear memory any call has grown to.
     memory_peak: Arc<AtomicUsize>,
@@ -103,12 +104,11 @@ impl Runtime {
         let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).context("linking the connector component")?;
         let pre = wit::ConnectorPre::new(pre)?;
         spawn_epoch_ticker(&engine);
-        let ticks = config.runtime.call_timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64);
         Ok(Runtime {
             engine,
             pre,
             services,
-            deadline_ticks: ticks,
+            call_timeout: Duration::from_millis(config.runtime.call_timeout_ms),
             max_memory_bytes: config.runtime.max_memory_bytes,
             memory_peak: Arc::new(AtomicUsize::new(0)),
             slots: (config.runtime.pooling_instances > 0)
@@ -140,8 +140,14 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(self.deadline_ticks);
-        store.epoch_deadline_trap();
+        // Every epoch tick, a call still running yields its thread to the executor (a
+        // guest spinning in a loop must not hold a runtime thread, and with it every
+        // request queued there, until its deadline), and traps once its deadline is past.
+        let deadline = Instant::now() + self.call_timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        });
         let connector = self.pre.instantiate_async(&mut store).await?;
         Ok(Call { store, connector, _slot: slot })
     }
