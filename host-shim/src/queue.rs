@@ -220,6 +220,21 @@ impl JobQueue {
         })
     }
 
+    /// How many jobs are in each state (`queued`, `running`, `done`, `failed`).
+    pub fn counts(&self) -> rusqlite::Result<std::collections::BTreeMap<String, u64>> {
+        self.db.with(|c| {
+            let mut stmt = c.prepare_cached("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
+            let mut counts: std::collections::BTreeMap<String, u64> =
+                ["queued", "running", "done", "failed"].into_iter().map(|s| (s.to_string(), 0)).collect();
+            for row in rows {
+                let (state, n) = row?;
+                counts.insert(state, n);
+            }
+            Ok(counts)
+        })
+    }
+
     /// When the next job falls due (a queued job's time or a running job's lease
     /// expiry), `None` if nothing is pending. Lets the worker sleep until then.
     pub fn next_due_at(&self) -> rusqlite::Result<Option<i64>> {
@@ -314,6 +329,18 @@ mod tests {
         assert_eq!(q.get(&waiting).unwrap().unwrap().attempt, 0);
         let claimed: Vec<(String, u32)> = (0..2).map(|_| q.claim_due(restart).unwrap().unwrap()).map(|j| (j.id, j.attempt)).collect();
         assert!(claimed.contains(&(running, 1)), "handed out again without waiting for the lease: {claimed:?}");
+    }
+
+    #[test]
+    fn counts_jobs_by_state() {
+        let q = queue();
+        let first = q.enqueue("push:1", "push", b"a").unwrap().unwrap();
+        q.enqueue("push:2", "push", b"b").unwrap();
+        assert_eq!(q.claim_due(later()).unwrap().unwrap().id, first);
+        q.finish(&first, "imported").unwrap();
+        let counts = q.counts().unwrap();
+        let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(counts, [("done", 1), ("failed", 0), ("queued", 1), ("running", 0)]);
     }
 
     #[test]

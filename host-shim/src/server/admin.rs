@@ -179,7 +179,11 @@ async fn list_transfers(State(s): State<AppState>) -> Response {
     }
 }
 
-/// Runtime figures: the most linear memory any call into the component has used.
+/// Runtime figures: the most linear memory any call into the component has used,
+/// and how many jobs are in each state.
 async fn stats(State(s): State<AppState>) -> Response {
-    Json(json!({ "guest_memory_peak_bytes": s.runtime.guest_memory_peak() })).into_response()
+    match s.queue.counts() {
+        Ok(jobs) => Json(json!({ "guest_memory_peak_bytes": s.runtime.guest_memory_peak(), "jobs": jobs })).into_response(),
+        Err(e) => host_failure(e),
+    }
 }

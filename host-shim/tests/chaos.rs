@@ -1,0 +1,393 @@
+//! Chaos: many pushes, every form submission delivered several times, Frame.io
+//! failing on purpose (rate limits, server errors, latency, cut downloads, expired
+//! URLs), and the host-shim process killed with SIGKILL and restarted at random
+//! moments. At the end every push must have made exactly one document version whose
+//! bytes are the original's, and no job may be left unfinished.
+//!
+//! Sized for CI by default; larger runs take environment variables:
+//!
+//! ```sh
+//! cargo xtask build
+//! CHAOS_PUSHES=1000 CHAOS_KILLS=40 cargo test -p host-shim --test chaos -- --nocapture
+//! ```
+//!
+//! `CHAOS_SEED` replays a run (the seed is printed with the figures).
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use frameio_sim::{Content, Faults, SimClient, SimOptions, Simulator};
+use futures_util::{StreamExt, stream};
+use host_shim::harness::{AdminClient, fixture};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+/// Pushes delivered at the same time, as several Frame.io users would.
+const LANES: usize = 8;
+/// How long the jobs may take to settle once the last kill is over.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What the run did, for the figures.
+#[derive(Default)]
+struct Tally {
+    clicks: AtomicU64,
+    submissions: AtomicU64,
+    kills: AtomicU64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_push_lands_exactly_once_through_faults_and_kills() {
+    let pushes = env_or("CHAOS_PUSHES", 200) as usize;
+    let max_kills = env_or("CHAOS_KILLS", 10);
+    let seed = env_or("CHAOS_SEED", rand::random::<u32>().into());
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    // Tokens that need a refresh every few seconds (the connector refreshes a minute
+    // before expiry), so refreshes meet faults and kills too.
+    let options = SimOptions { access_token_ttl_secs: 65, ..SimOptions::default() };
+    let sim = Simulator::start(frameio_sim::Seed::default_fixture(), options, ([127, 0, 0, 1], 0).into()).await.unwrap();
+    let control = SimClient::new(sim.base_url()).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let host = Arc::new(Mutex::new(HostProcess::start(scratch.path(), &sim).await.unwrap()));
+    let admin = host.lock().await.admin();
+
+    // An administrator's setup, before anything fails.
+    admin.connect("dana").await.unwrap();
+    let folder = admin.create_folder("/Chaos", "Chaos").await.unwrap();
+    let folder_id = folder["id"].as_str().unwrap().to_string();
+    let bound = admin.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "Chaos import").await.unwrap();
+    assert_eq!(bound.status, 201, "{}", bound.body);
+    let action_id = bound.body["action_id"].as_str().unwrap().to_string();
+    let assets = add_assets(&sim, pushes, &mut rng).await.unwrap();
+
+    control.set_faults(&chaos_faults(seed)).await.unwrap();
+    let tally = Arc::new(Tally::default());
+    let delivering = Arc::new(AtomicBool::new(true));
+    let killer = tokio::spawn(kill_at_random(host.clone(), tally.clone(), delivering.clone(), max_kills, seed));
+
+    let redeliveries: Vec<u32> = (0..pushes).map(|_| rng.random_range(0..5)).collect();
+    let work = assets.iter().zip(redeliveries).map(|((asset_id, _), extra)| {
+        let (control, action_id, tally) = (&control, &action_id, tally.clone());
+        async move { push(control, action_id, asset_id, extra, &tally).await }
+    });
+    let interactions: Vec<String> = stream::iter(work).buffer_unordered(LANES).collect::<Vec<_>>().await;
+    delivering.store(false, Ordering::SeqCst);
+    killer.await.unwrap();
+
+    let admin = host.lock().await.admin();
+    let counts = settle(&admin).await.unwrap();
+    let faults = control.fault_counts().await.unwrap();
+    control.set_faults(&Faults::default()).await.unwrap();
+
+    let report = check_documents(&admin, &folder_id, &assets, scratch.path()).await.unwrap();
+    let log = host.lock().await.stop_and_read_log();
+    println!(
+        "chaos: seed {seed}, pushes {pushes}, deliveries {} ({} clicks, {} submissions), kills {}, faults injected \
+         {faults:?}, jobs {counts}, documents found {}, mismatches {}, duplicates {}, in {:.1} s",
+        tally.clicks.load(Ordering::SeqCst) + tally.submissions.load(Ordering::SeqCst),
+        tally.clicks.load(Ordering::SeqCst),
+        tally.submissions.load(Ordering::SeqCst),
+        tally.kills.load(Ordering::SeqCst),
+        report.documents,
+        report.mismatches.len(),
+        report.duplicates.len(),
+        started.elapsed().as_secs_f64(),
+    );
+    assert_eq!(interactions.len(), pushes);
+    assert!(report.mismatches.is_empty(), "mismatches: {:?}", report.mismatches);
+    assert!(report.duplicates.is_empty(), "duplicates: {:?}", report.duplicates);
+    assert_eq!(report.documents, pushes, "one document per pushed asset");
+    assert_eq!((counts["done"].as_u64(), counts["failed"].as_u64()), (Some(pushes as u64), Some(0)), "jobs: {counts}");
+    assert!(faults.rate_limited + faults.server_errors + faults.cut + faults.expired > 0, "faults were injected: {faults:?}");
+    for secret in [fixture::CLIENT_SECRET, "Bearer ", "refresh_token"] {
+        assert!(!log.contains(secret), "the host's log holds {secret:?}");
+    }
+    sim.shutdown().await;
+}
+
+/// A host-shim child process with a fixed configuration, so that it comes back on
+/// the same ports (Frame.io keeps calling the custom action's URL) after a kill.
+struct HostProcess {
+    config: PathBuf,
+    log: PathBuf,
+    admin_url: String,
+    public_url: String,
+    child: Option<Child>,
+}
+
+impl HostProcess {
+    async fn start(dir: &Path, sim: &Simulator) -> anyhow::Result<HostProcess> {
+        let (public_port, admin_port) = (free_port()?, free_port()?);
+        let sim_authority = sim.base_url().trim_start_matches("http://").to_string();
+        let public_url = format!("http://127.0.0.1:{public_port}");
+        let config = dir.join("host-shim.toml");
+        let component = workspace_root().join("target/wasm32-wasip2/wasm/frameio_connector.wasm");
+        anyhow::ensure!(component.exists(), "{} is missing: run the tests with `cargo xtask test`", component.display());
+        let toml = format!(
+            r#"data_dir = {data:?}
+component = {component:?}
+
+[provider]
+client-id = "{client_id}"
+client-secret = "{client_secret}"
+api-url = "{api}"
+authorization-url = "{base}/oauth2/auth"
+token-url = "{base}/oauth2/token"
+web-url = "{base}"
+
+[server]
+public_listen = "127.0.0.1:{public_port}"
+admin_listen = "127.0.0.1:{admin_port}"
+
+[runtime]
+cache_dir = {cache:?}
+
+[http]
+allow_hosts = ["{sim_authority}"]
+allow_private_addresses = true
+timeout_ms = 5000
+
+[transfer]
+allow_hosts = ["{sim_authority}"]
+range_size = 131072
+"#,
+            data = dir.join("data"),
+            cache = workspace_root().join("target/component-cache"),
+            client_id = fixture::CLIENT_ID,
+            client_secret = fixture::CLIENT_SECRET,
+            api = sim.api_url(),
+            base = sim.base_url(),
+        );
+        std::fs::write(&config, toml)?;
+        let mut host = HostProcess {
+            config,
+            log: dir.join("host-shim.log"),
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
+            public_url,
+            child: None,
+        };
+        host.spawn().await?;
+        Ok(host)
+    }
+
+    fn admin(&self) -> AdminClient {
+        AdminClient::new(&self.admin_url, &self.public_url).unwrap()
+    }
+
+    /// Starts the process and waits until its admin API answers.
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_host-shim"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info,host_shim=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting host-shim")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let http = reqwest::Client::new();
+        loop {
+            if http.get(format!("{}/admin/api/stats", self.admin_url)).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("host-shim exited with {status}; see {}", self.log.display());
+            }
+            if Instant::now() > deadline {
+                bail!("host-shim did not come up; see {}", self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no destructor, no flush, no goodbye.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn stop_and_read_log(&mut self) -> String {
+        self.kill();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Files of assorted sizes (most span several ranges) in Spring Campaign's root.
+async fn add_assets(sim: &Simulator, n: usize, rng: &mut StdRng) -> anyhow::Result<Vec<(String, u64)>> {
+    let http = reqwest::Client::new();
+    let mut assets = Vec::with_capacity(n);
+    for i in 0..n {
+        let size = rng.random_range(1_000..1_500_000u64);
+        let body = json!({ "name": format!("chaos-{i:04}.mov"), "filetype": "video/quicktime", "filesize": size });
+        let url = format!("{}/_sim/assets/{}/children", sim.base_url(), fixture::SPRING_ROOT);
+        let asset: Value = http.post(url).json(&body).send().await?.error_for_status()?.json().await?;
+        assets.push((asset["id"].as_str().context("asset id")?.to_string(), size));
+    }
+    Ok(assets)
+}
+
+/// Frame.io at its worst that still lets work through.
+fn chaos_faults(seed: u64) -> Faults {
+    serde_json::from_value(json!({
+        "seed": seed,
+        "api": {
+            "asset_read": { "rate_limited": 0.05, "server_error": 0.05, "latency": { "rate": 0.1, "delay_ms": 100 } },
+            "read": { "server_error": 0.05 },
+            "write": { "server_error": 0.05 }
+        },
+        "token": { "server_error": 0.1 },
+        "media": {
+            "server_error": 0.03,
+            "expired": 0.02,
+            "cut": { "rate": 0.05, "after_bytes": 50_000 },
+            "latency": { "rate": 0.1, "delay_ms": 50 }
+        }
+    }))
+    .expect("a valid fault plan")
+}
+
+/// One push as Frame.io and its user make it: a click, answered with the form (the
+/// user clicks again until a form comes), then the submission, delivered until the
+/// host acknowledges it and then `extra` more times, as Frame.io's retries would.
+async fn push(control: &SimClient, action_id: &str, asset_id: &str, extra: u32, tally: &Tally) -> String {
+    let interaction = loop {
+        tally.clicks.fetch_add(1, Ordering::SeqCst);
+        match control.click(action_id, asset_id, None).await {
+            Ok(reply) if reply.status == 200 && reply.body["fields"].is_array() => break reply.interaction_id,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let mut acknowledged = 0;
+    while acknowledged <= extra {
+        tally.submissions.fetch_add(1, Ordering::SeqCst);
+        let data = json!({ "title": "", "notify": "no" });
+        match control.submit(action_id, &interaction, asset_id, None, data).await {
+            Ok(reply) if reply.status == 200 && reply.body["title"] == "Asset pushed to the DAM" => acknowledged += 1,
+            Ok(reply) if reply.status == 200 => panic!("submission of {asset_id} refused: {}", reply.body),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    interaction
+}
+
+/// Kills the host at random moments while pushes are delivered and jobs run, and
+/// starts it again after a random pause.
+async fn kill_at_random(host: Arc<Mutex<HostProcess>>, tally: Arc<Tally>, delivering: Arc<AtomicBool>, max_kills: u64, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6b69_6c6c);
+    while tally.kills.load(Ordering::SeqCst) < max_kills {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1_200))).await;
+        let admin = host.lock().await.admin();
+        let busy = delivering.load(Ordering::SeqCst) || unfinished_jobs(&admin).await.unwrap_or(1) > 0;
+        if !busy {
+            return;
+        }
+        let mut host = host.lock().await;
+        host.kill();
+        tally.kills.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
+        host.spawn().await.expect("the host comes back after a kill");
+    }
+}
+
+async fn unfinished_jobs(admin: &AdminClient) -> anyhow::Result<u64> {
+    let jobs = &admin.admin_ok(reqwest::Method::GET, "/stats", None).await?["jobs"];
+    Ok(jobs["queued"].as_u64().unwrap_or(0) + jobs["running"].as_u64().unwrap_or(0))
+}
+
+/// Waits until no job is queued or running; returns the counts by state.
+async fn settle(admin: &AdminClient) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let stats = admin.admin_ok(reqwest::Method::GET, "/stats", None).await?;
+        if unfinished_jobs(admin).await? == 0 {
+            return Ok(stats["jobs"].clone());
+        }
+        if Instant::now() > deadline {
+            let jobs = admin.admin_ok(reqwest::Method::GET, "/jobs", None).await?;
+            let stuck: Vec<&Value> = jobs.as_array().into_iter().flatten().filter(|j| j["state"] != "done").collect();
+            bail!("jobs stuck after {SETTLE_TIMEOUT:?}: {}; e.g. {stuck:?}", stats["jobs"]);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What the folder holds, checked against what was pushed.
+struct Report {
+    documents: usize,
+    mismatches: Vec<String>,
+    duplicates: Vec<String>,
+}
+
+/// Every pushed asset must be one document with one version whose blob is named by
+/// the SHA-256 of the original's bytes, and whose file on disk has those bytes.
+async fn check_documents(admin: &AdminClient, folder_id: &str, assets: &[(String, u64)], dir: &Path) -> anyhow::Result<Report> {
+    let documents = admin.documents(folder_id).await?;
+    let mut by_key: HashMap<String, Vec<Value>> = HashMap::new();
+    for doc in &documents {
+        by_key.entry(doc["external_key"].as_str().unwrap_or_default().to_string()).or_default().push(doc.clone());
+    }
+    let mut report = Report { documents: documents.len(), mismatches: Vec::new(), duplicates: Vec::new() };
+    for (asset_id, size) in assets {
+        let key = format!("frameio:{asset_id}");
+        let Some(docs) = by_key.get(&key) else {
+            report.mismatches.push(format!("{asset_id}: no document"));
+            continue;
+        };
+        if docs.len() > 1 || docs[0]["version_count"] != 1 {
+            report.duplicates.push(format!("{asset_id}: {} documents, {} versions", docs.len(), docs[0]["version_count"]));
+            continue;
+        }
+        let document = admin.document(docs[0]["id"].as_str().unwrap_or_default()).await?;
+        let blob_id = document["versions"][0]["blob_id"].as_str().unwrap_or_default().to_string();
+        let expected = expected_sha256(asset_id, *size);
+        if blob_id != expected {
+            report.mismatches.push(format!("{asset_id}: blob {blob_id}, expected {expected}"));
+            continue;
+        }
+        let path = dir.join("data/blobs/sha256").join(&blob_id[..2]).join(&blob_id);
+        let on_disk = hex::encode(Sha256::digest(std::fs::read(&path).with_context(|| path.display().to_string())?));
+        if on_disk != expected {
+            report.mismatches.push(format!("{asset_id}: the blob file's bytes hash to {on_disk}"));
+        }
+    }
+    Ok(report)
+}
+
+fn expected_sha256(asset_id: &str, size: u64) -> String {
+    let content = Content::new(asset_id, size);
+    let mut bytes = vec![0u8; size as usize];
+    content.fill(0, &mut bytes);
+    hex::encode(Sha256::digest(&bytes))
+}
