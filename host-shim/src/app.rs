@@ -76,7 +76,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     let mut notifications = config.notifications.clone();
     notifications.outbox_dir = under(&data_dir, &notifications.outbox_dir);
     let outbox_dir = notifications.outbox_dir.clone();
-    let media_egress = EgressPolicy::new(&config.transfer.allow_hosts, config.http.allow_private_addresses)?;
+    let media_egress = EgressPolicy::new(&config.transfer.allow_hosts, &config.http.allow_private_networks)?;
     let transfers = TransferEngine::new(db.clone(), blobs.clone(), media_egress, config.transfer.clone())?;
     let services = Services {
         storage: KvStore::new(db.clone(), &config.tenant, sealing),

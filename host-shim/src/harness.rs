@@ -61,6 +61,8 @@ pub struct WorldOptions {
     pub pooling_instances: u32,
     pub seed: Seed,
     pub sim: SimOptions,
+    /// Hosts added to the simulator on the media allowlist (`[transfer] allow_hosts`).
+    pub extra_media_hosts: Vec<String>,
 }
 
 impl WorldOptions {
@@ -74,6 +76,7 @@ impl WorldOptions {
             pooling_instances: RuntimeConfig::default().pooling_instances,
             seed: Seed::default_fixture(),
             sim: SimOptions::default(),
+            extra_media_hosts: Vec::new(),
         }
     }
 }
@@ -124,10 +127,12 @@ impl World {
         }
         config.server.public_listen = ([127, 0, 0, 1], 0).into();
         config.server.admin_listen = ([127, 0, 0, 1], 0).into();
-        // The simulator is on loopback, which the egress policy refuses unless told.
-        config.http.allow_hosts = vec!["127.0.0.1".into()];
-        config.transfer.allow_hosts = vec!["127.0.0.1".into()];
-        config.http.allow_private_addresses = true;
+        // The simulator is on loopback, which the egress policy refuses unless told;
+        // only its port is allowed, so nothing reaches the host's own listeners.
+        let sim_authority = sim.base_url().trim_start_matches("http://").to_string();
+        config.http.allow_hosts = vec![sim_authority.clone()];
+        config.transfer.allow_hosts = [vec![sim_authority], options.extra_media_hosts].concat();
+        config.http.allow_private_networks = vec!["127.0.0.0/8".into()];
         let host = app::start(config).await?;
         let control = SimClient::new(sim.base_url())?;
         let admin = AdminClient::new(&host.admin_url, &host.public_url)?;

@@ -158,7 +158,7 @@ cache_dir = {cache:?}
 
 [http]
 allow_hosts = ["{sim_authority}"]
-allow_private_addresses = true
+allow_private_networks = ["127.0.0.0/8"]
 timeout_ms = 5000
 
 [transfer]

@@ -46,7 +46,7 @@ cache_dir = {cache_dir:?}
 
 [http]
 allow_hosts = ["127.0.0.1"]
-allow_private_addresses = true
+allow_private_networks = ["127.0.0.0/8"]
 
 [transfer]
 allow_hosts = ["127.0.0.1"]

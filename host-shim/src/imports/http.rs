@@ -41,9 +41,12 @@ pub struct HttpConfig {
     /// itself). Lowercase. Default: Frame.io's API, Frame.io's Legacy OAuth server and
     /// Adobe's IMS (V4 OAuth).
     pub allow_hosts: Vec<String>,
-    /// Whether hosts may resolve to loopback, private, link-local and similar
-    /// addresses. Default `false`; only for tests and local development.
-    pub allow_private_addresses: bool,
+    /// Non-public networks that hosts may nevertheless resolve to, as CIDR blocks
+    /// (`127.0.0.0/8`, `10.1.2.3/32`, `::1/128`) or single addresses. Default none:
+    /// loopback, private, link-local (cloud metadata at 169.254.169.254), CGNAT and
+    /// the other special ranges are refused. Only for tests and local development;
+    /// name the smallest block that works.
+    pub allow_private_networks: Vec<String>,
     /// Deadline of a request whose caller gave none, in milliseconds. Default 30 000.
     pub timeout_ms: u64,
     /// Largest response body, in bytes; at least 8 MiB. Default 8 MiB.
@@ -54,7 +57,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             allow_hosts: vec!["api.frame.io".into(), "applications.frame.io".into(), "ims-na1.adobelogin.com".into()],
-            allow_private_addresses: false,
+            allow_private_networks: Vec::new(),
             timeout_ms: 30_000,
             max_response_bytes: MIN_RESPONSE_LIMIT,
         }
@@ -64,7 +67,7 @@ impl Default for HttpConfig {
 impl HttpConfig {
     /// The egress policy these settings describe; refuses malformed host patterns.
     pub fn egress_policy(&self) -> anyhow::Result<EgressPolicy> {
-        EgressPolicy::new(&self.allow_hosts, self.allow_private_addresses)
+        EgressPolicy::new(&self.allow_hosts, &self.allow_private_networks)
     }
 }
 
@@ -99,14 +102,17 @@ struct HostRule {
 #[derive(Clone, Debug)]
 pub struct EgressPolicy {
     rules: Vec<HostRule>,
-    allow_private_addresses: bool,
+    private_networks: Vec<Network>,
 }
 
 impl EgressPolicy {
-    /// A policy allowing `allow_hosts` (see [`HttpConfig::allow_hosts`] for the forms).
-    pub fn new(allow_hosts: &[String], allow_private_addresses: bool) -> anyhow::Result<EgressPolicy> {
+    /// A policy allowing `allow_hosts` (see [`HttpConfig::allow_hosts`] for the forms)
+    /// and, beyond public addresses, `allow_private_networks` (see
+    /// [`HttpConfig::allow_private_networks`]).
+    pub fn new(allow_hosts: &[String], allow_private_networks: &[String]) -> anyhow::Result<EgressPolicy> {
         let rules = allow_hosts.iter().map(|entry| parse_rule(entry)).collect::<anyhow::Result<_>>()?;
-        Ok(EgressPolicy { rules, allow_private_addresses })
+        let private_networks = allow_private_networks.iter().map(|entry| Network::parse(entry)).collect::<anyhow::Result<_>>()?;
+        Ok(EgressPolicy { rules, private_networks })
     }
 
     /// Parses `url` and checks everything that can be checked without DNS: the
@@ -130,9 +136,9 @@ impl EgressPolicy {
         Ok(parsed)
     }
 
-    /// Refuses non-public addresses unless the policy allows private addresses.
+    /// Refuses non-public addresses outside the policy's allowed private networks.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), EgressError> {
-        if self.allow_private_addresses || is_public(ip) {
+        if is_public(ip) || self.private_networks.iter().any(|network| network.contains(ip)) {
             Ok(())
         } else {
             Err(EgressError::Denied(format!("{ip} is not a public address")))
@@ -161,6 +167,52 @@ impl HostRule {
         };
         host_ok && self.port.is_none_or(|p| p == port)
     }
+}
+
+/// A block of addresses, `address/prefix length`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Network {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Parses `a.b.c.d/n`, `v6/n`, or a single address (a block of one).
+    fn parse(entry: &str) -> anyhow::Result<Network> {
+        let malformed = || anyhow::anyhow!("allowed private network {entry:?} must be `address/prefix length` or an address");
+        let (address, prefix) = match entry.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix.parse::<u8>().map_err(|_| malformed())?)),
+            None => (entry, None),
+        };
+        let base: IpAddr = address.parse().map_err(|_| malformed())?;
+        let bits = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(bits);
+        if prefix > bits {
+            return Err(malformed());
+        }
+        Ok(Network { base, prefix })
+    }
+
+    /// Whether `ip` is in the block. An IPv6 address embedding an IPv4 one is judged
+    /// by the IPv4 address, as [`is_public`] does.
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => embedded_ipv4(v6).map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.base, ip) {
+            (IpAddr::V4(base), IpAddr::V4(ip)) => same_prefix(&base.octets(), &ip.octets(), self.prefix),
+            (IpAddr::V6(base), IpAddr::V6(ip)) => same_prefix(&base.octets(), &ip.octets(), self.prefix),
+            _ => false,
+        }
+    }
+}
+
+/// Whether the first `bits` bits of `a` and `b` are equal.
+fn same_prefix(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let (whole, rest) = (usize::from(bits / 8), bits % 8);
+    let mask = 0xffu8.checked_shl(u32::from(8 - rest)).unwrap_or(0);
+    a[..whole] == b[..whole] && (rest == 0 || (a[whole] & mask) == (b[whole] & mask))
 }
 
 /// Parses `host`, `host:port`, `[v6]`, `[v6]:port` or `*.suffix[:port]`. The host
@@ -491,9 +543,28 @@ pub(crate) mod tests {
         addr
     }
 
-    fn client(allow_hosts: &[&str], allow_private_addresses: bool) -> HttpClient {
+    /// A client for `allow_hosts`; `loopback` allows the loopback networks too.
+    fn client(allow_hosts: &[&str], loopback: bool) -> HttpClient {
         let allow_hosts = allow_hosts.iter().map(|h| h.to_string()).collect();
-        HttpClient::new(HttpConfig { allow_hosts, allow_private_addresses, ..HttpConfig::default() }).unwrap()
+        let allow_private_networks = if loopback { vec!["127.0.0.0/8".into(), "::1".into()] } else { vec![] };
+        HttpClient::new(HttpConfig { allow_hosts, allow_private_networks, ..HttpConfig::default() }).unwrap()
+    }
+
+    #[test]
+    fn allowed_private_networks_admit_only_their_own_addresses() {
+        let policy = EgressPolicy::new(&[], &["127.0.0.0/8".into(), "10.1.0.0/16".into(), "fd00::1".into()]).unwrap();
+        for ip in ["127.0.0.1", "127.255.0.9", "10.1.200.3", "fd00::1", "::ffff:127.0.0.1", "8.8.8.8"] {
+            assert!(policy.check_ip(ip.parse().unwrap()).is_ok(), "{ip} is allowed");
+        }
+        for ip in ["169.254.169.254", "10.2.0.1", "192.168.1.1", "fd00::2", "::1", "fe80::1", "::ffff:169.254.169.254"] {
+            assert!(policy.check_ip(ip.parse().unwrap()).is_err(), "{ip} is refused");
+        }
+        let odd_prefix = EgressPolicy::new(&[], &["10.0.0.0/12".into()]).unwrap();
+        assert!(odd_prefix.check_ip("10.15.255.1".parse().unwrap()).is_ok());
+        assert!(odd_prefix.check_ip("10.16.0.1".parse().unwrap()).is_err());
+        for bad in ["127.0.0.0/33", "localhost", "10.0.0.0/x", "::1/129", ""] {
+            assert!(EgressPolicy::new(&[], &[bad.to_string()]).is_err(), "{bad:?} is refused");
+        }
     }
 
     fn get_request(url: String) -> Request {
@@ -646,7 +717,7 @@ pub(crate) mod tests {
     fn allowlist_patterns() {
         let policy = EgressPolicy::new(
             &["api.frame.io".into(), "*.example.com".into(), "ims.test:8443".into(), "[2001:db8::1]".into()],
-            true,
+            &["2001:db8::/32".into()],
         )
         .unwrap();
         let allowed = |url: &str| policy.check_url(url).is_ok();
@@ -684,7 +755,7 @@ pub(crate) mod tests {
             "::1",
             "a b",
         ] {
-            assert!(EgressPolicy::new(&[bad.to_string()], false).is_err(), "{bad:?}");
+            assert!(EgressPolicy::new(&[bad.to_string()], &[]).is_err(), "{bad:?}");
         }
     }
 
@@ -727,7 +798,7 @@ pub(crate) mod tests {
 
     #[test]
     fn ip_literal_urls_are_checked_without_dns() {
-        let policy = EgressPolicy::new(&["169.254.169.254".into(), "127.0.0.1".into(), "[::1]".into()], false).unwrap();
+        let policy = EgressPolicy::new(&["169.254.169.254".into(), "127.0.0.1".into(), "[::1]".into()], &[]).unwrap();
         for url in ["http://169.254.169.254/latest/meta-data", "http://2130706433/", "http://[::1]:8080/"] {
             assert!(
                 matches!(policy.check_url(url), Err(EgressError::Denied(why)) if why.contains("not a public address")),
@@ -743,6 +814,6 @@ pub(crate) mod tests {
         let no_timeout = HttpConfig { timeout_ms: 0, ..HttpConfig::default() };
         assert!(HttpClient::new(no_timeout).is_err());
         let parsed: HttpConfig = toml::from_str("allow_hosts = [\"*.frame.io\"]").unwrap();
-        assert_eq!((parsed.timeout_ms, parsed.max_response_bytes, parsed.allow_private_addresses), (30_000, 8 << 20, false));
+        assert_eq!((parsed.timeout_ms, parsed.max_response_bytes, parsed.allow_private_networks.len()), (30_000, 8 << 20, 0));
     }
 }

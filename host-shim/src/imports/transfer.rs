@@ -65,7 +65,7 @@ pub struct TransferConfig {
     /// Hosts media may be downloaded from: where Frame.io's `original` URLs point (its
     /// object storage and CDN), in the `[http] allow_hosts` pattern syntax. Default:
     /// `*.frame.io`, `*.amazonaws.com`, `*.cloudfront.net`. Private addresses follow
-    /// `[http] allow_private_addresses`.
+    /// `[http] allow_private_networks`.
     pub allow_hosts: Vec<String>,
     /// Bytes per range request; at least 64 KiB. Default 8 MiB.
     pub range_size: u64,
@@ -874,7 +874,7 @@ mod tests {
     }
 
     fn loopback() -> EgressPolicy {
-        EgressPolicy::new(&["127.0.0.1".into()], true).unwrap()
+        EgressPolicy::new(&["127.0.0.1".into()], &["127.0.0.0/8".into()]).unwrap()
     }
 
     fn fixture() -> Fixture {
@@ -1026,7 +1026,7 @@ mod tests {
 
     #[tokio::test]
     async fn names_resolving_to_private_addresses_fail_the_transfer() {
-        let f = fixture_with(TransferConfig::default(), EgressPolicy::new(&["localhost".into()], false).unwrap());
+        let f = fixture_with(TransferConfig::default(), EgressPolicy::new(&["localhost".into()], &[]).unwrap());
         let body = content(10);
         let (addr, src) = source(body.clone(), Mode::Ranges).await;
         let req = DownloadRequest { url: format!("http://localhost:{}/media", addr.port()), ..request("k", addr, &body) };
@@ -1144,7 +1144,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open_in_memory().unwrap();
         let blobs = BlobStore::open(dir.path(), db.clone()).unwrap();
-        let egress = EgressPolicy::new(&[], false).unwrap();
+        let egress = EgressPolicy::new(&[], &[]).unwrap();
         let make = |config| TransferEngine::new(db.clone(), blobs.clone(), egress.clone(), config).is_ok();
         assert!(make(TransferConfig::default()));
         assert!(!make(TransferConfig { range_size: 1024, ..TransferConfig::default() }));
