@@ -242,6 +242,25 @@ async fn an_expired_access_token_is_refreshed_before_use() {
 }
 
 #[tokio::test]
+async fn concurrent_calls_with_an_expiring_token_share_one_refresh() {
+    // Tokens live 64 s and the connector refreshes a minute before expiry: after 4 s
+    // the token needs a refresh, and the new one stays fresh for a few seconds.
+    let (world, _dir) = world_with(|o| o.sim.access_token_ttl_secs = 64).await;
+    world.configure_provider().await.unwrap();
+    world.connect("dana").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    let before = world.control.stats().await.unwrap()["refresh_requests"].as_u64().unwrap();
+    let calls = (0..8).map(|_| world.admin(Method::GET, "/users/dana/accounts", None));
+    for answer in futures_util::future::join_all(calls).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let after = world.control.stats().await.unwrap()["refresh_requests"].as_u64().unwrap();
+    assert_eq!(after, before + 1, "exactly one refresh reached Frame.io");
+    world.stop().await;
+}
+
+#[tokio::test]
 async fn the_provider_can_come_from_the_host_config_file() {
     let (world, _dir) = world_with(|o| o.provider_in_config = true).await;
     // No admin call: the [provider] settings were applied at startup.
