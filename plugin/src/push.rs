@@ -33,8 +33,10 @@ const MAX_RETRY_MS: u32 = 120_000;
 /// up within this (plus its attempts' own run time, each bounded by the host's
 /// call deadline).
 pub const RETRY_BUDGET_MS: u32 = (MAX_ATTEMPTS - 1) * MAX_RETRY_MS;
-/// How often a download URL may be renewed before giving up.
-const MAX_URL_RENEWALS: u32 = 3;
+/// How often a download may start over with a fresh URL before giving up. A URL
+/// can expire mid-download now and then (a long transfer, storage hiccups); one that
+/// keeps being refused after five fresh ones is refused for some other reason.
+const MAX_URL_RENEWALS: u32 = 5;
 /// First and longest interval between checks on a running download.
 const FIRST_POLL_MS: u32 = 100;
 const MAX_POLL_MS: u32 = 500;
