@@ -6,6 +6,8 @@
 //! reaches into the component or the host except through their APIs (and reads the
 //! .eml outbox, as a mail client would).
 
+pub mod child;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -99,6 +101,7 @@ impl std::ops::Deref for World {
 
 /// A client for a running host's admin API (and, for OAuth, its public listener),
 /// wherever the host runs: in this process or another.
+#[derive(Clone)]
 pub struct AdminClient {
     pub admin_url: String,
     pub public_url: String,

@@ -14,9 +14,7 @@
 //! `CHAOS_SEED` replays a run (the seed is printed with the figures).
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use frameio_sim::{Content, Faults, SimClient, SimOptions, Simulator};
 use futures_util::{StreamExt, stream};
+use host_shim::harness::child::{ChildHost, ChildOptions, blob_path};
 use host_shim::harness::{AdminClient, fixture};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -62,8 +61,8 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     let sim = Simulator::start(frameio_sim::Seed::default_fixture(), options, ([127, 0, 0, 1], 0).into()).await.unwrap();
     let control = SimClient::new(sim.base_url()).unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let host = Arc::new(Mutex::new(HostProcess::start(scratch.path(), &sim).await.unwrap()));
-    let admin = host.lock().await.admin();
+    let host = Arc::new(Mutex::new(start_host(scratch.path(), &sim).await.unwrap()));
+    let admin = host.lock().await.admin.clone();
 
     // An administrator's setup, before anything fails.
     admin.connect("dana").await.unwrap();
@@ -88,7 +87,7 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     delivering.store(false, Ordering::SeqCst);
     killer.await.unwrap();
 
-    let admin = host.lock().await.admin();
+    let admin = host.lock().await.admin.clone();
     let counts = settle(&admin).await.unwrap();
     let faults = control.fault_counts().await.unwrap();
     control.set_faults(&Faults::default()).await.unwrap();
@@ -96,7 +95,11 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     let report = check_documents(&admin, &folder_id, &assets, scratch.path()).await.unwrap();
     let jobs = admin.admin_ok(reqwest::Method::GET, "/jobs", None).await.unwrap();
     let failed: Vec<&Value> = jobs.as_array().into_iter().flatten().filter(|j| j["state"] == "failed").collect();
-    let log = host.lock().await.stop_and_read_log();
+    let log = {
+        let mut host = host.lock().await;
+        host.kill();
+        std::fs::read_to_string(host.log_path()).unwrap_or_default()
+    };
     println!(
         "chaos: seed {seed}, pushes {pushes}, deliveries {} ({} clicks, {} submissions), kills {}, faults injected \
          {faults:?}, jobs {counts}, documents found {}, mismatches {}, duplicates {}, in {:.1} s",
@@ -121,129 +124,22 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     sim.shutdown().await;
 }
 
-/// A host-shim child process with a fixed configuration, so that it comes back on
-/// the same ports (Frame.io keeps calling the custom action's URL) after a kill.
-struct HostProcess {
-    config: PathBuf,
-    log: PathBuf,
-    admin_url: String,
-    public_url: String,
-    child: Option<Child>,
-}
-
-impl HostProcess {
-    async fn start(dir: &Path, sim: &Simulator) -> anyhow::Result<HostProcess> {
-        let (public_port, admin_port) = (free_port()?, free_port()?);
-        let sim_authority = sim.base_url().trim_start_matches("http://").to_string();
-        let public_url = format!("http://127.0.0.1:{public_port}");
-        let config = dir.join("host-shim.toml");
-        let component = workspace_root().join("target/wasm32-wasip2/wasm/frameio_connector.wasm");
-        anyhow::ensure!(component.exists(), "{} is missing: run the tests with `cargo xtask test`", component.display());
-        let toml = format!(
-            r#"data_dir = {data:?}
-component = {component:?}
-
-[provider]
-client-id = "{client_id}"
-client-secret = "{client_secret}"
-api-url = "{api}"
-authorization-url = "{base}/oauth2/auth"
-token-url = "{base}/oauth2/token"
-web-url = "{base}"
-
-[server]
-public_listen = "127.0.0.1:{public_port}"
-admin_listen = "127.0.0.1:{admin_port}"
-
-[runtime]
-cache_dir = {cache:?}
-
-[http]
-allow_hosts = ["{sim_authority}"]
-allow_private_networks = ["127.0.0.0/8"]
-timeout_ms = 5000
-
-[transfer]
-allow_hosts = ["{sim_authority}"]
-range_size = 131072
-"#,
-            data = dir.join("data"),
-            cache = workspace_root().join("target/component-cache"),
-            client_id = fixture::CLIENT_ID,
-            client_secret = fixture::CLIENT_SECRET,
-            api = sim.api_url(),
-            base = sim.base_url(),
-        );
-        std::fs::write(&config, toml)?;
-        let mut host = HostProcess {
-            config,
-            log: dir.join("host-shim.log"),
-            admin_url: format!("http://127.0.0.1:{admin_port}"),
-            public_url,
-            child: None,
-        };
-        host.spawn().await?;
-        Ok(host)
-    }
-
-    fn admin(&self) -> AdminClient {
-        AdminClient::new(&self.admin_url, &self.public_url).unwrap()
-    }
-
-    /// Starts the process and waits until its admin API answers.
-    async fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_host-shim"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info,host_shim=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting host-shim")?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let http = reqwest::Client::new();
-        loop {
-            if http.get(format!("{}/admin/api/stats", self.admin_url)).send().await.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("host-shim exited with {status}; see {}", self.log.display());
-            }
-            if Instant::now() > deadline {
-                bail!("host-shim did not come up; see {}", self.log.display());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL: no destructor, no flush, no goodbye.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn stop_and_read_log(&mut self) -> String {
-        self.kill();
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// The host as a child process of this test, so that it can be SIGKILLed.
+async fn start_host(dir: &Path, sim: &Simulator) -> anyhow::Result<ChildHost> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let component = root.join("target/wasm32-wasip2/wasm/frameio_connector.wasm");
+    anyhow::ensure!(component.exists(), "{} is missing: run the tests with `cargo xtask test`", component.display());
+    ChildHost::start(ChildOptions {
+        binary: env!("CARGO_BIN_EXE_host-shim").into(),
+        data_dir: dir.join("data"),
+        component,
+        cache_dir: root.join("target/component-cache"),
+        sim_base: sim.base_url(),
+        // Several ranges per file, so that cut downloads resume mid-file.
+        range_size: Some(128 << 10),
+        rust_log: Some("info,host_shim=debug".into()),
+    })
+    .await
 }
 
 /// Files of assorted sizes (most span several ranges) in Spring Campaign's root.
@@ -306,11 +202,11 @@ async fn push(control: &SimClient, action_id: &str, asset_id: &str, extra: u32, 
 
 /// Kills the host at random moments while pushes are delivered and jobs run, and
 /// starts it again after a random pause.
-async fn kill_at_random(host: Arc<Mutex<HostProcess>>, tally: Arc<Tally>, delivering: Arc<AtomicBool>, max_kills: u64, seed: u64) {
+async fn kill_at_random(host: Arc<Mutex<ChildHost>>, tally: Arc<Tally>, delivering: Arc<AtomicBool>, max_kills: u64, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6b69_6c6c);
     while tally.kills.load(Ordering::SeqCst) < max_kills {
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..1_200))).await;
-        let admin = host.lock().await.admin();
+        let admin = host.lock().await.admin.clone();
         let busy = delivering.load(Ordering::SeqCst) || unfinished_jobs(&admin).await.unwrap_or(1) > 0;
         if !busy {
             return;
@@ -319,7 +215,7 @@ async fn kill_at_random(host: Arc<Mutex<HostProcess>>, tally: Arc<Tally>, delive
         host.kill();
         tally.kills.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
-        host.spawn().await.expect("the host comes back after a kill");
+        host.restart().await.expect("the host comes back after a kill");
     }
 }
 
@@ -378,7 +274,7 @@ async fn check_documents(admin: &AdminClient, folder_id: &str, assets: &[(String
             report.mismatches.push(format!("{asset_id}: blob {blob_id}, expected {expected}"));
             continue;
         }
-        let path = dir.join("data/blobs/sha256").join(&blob_id[..2]).join(&blob_id);
+        let path = blob_path(&dir.join("data"), &blob_id);
         let on_disk = hex::encode(Sha256::digest(std::fs::read(&path).with_context(|| path.display().to_string())?));
         if on_disk != expected {
             report.mismatches.push(format!("{asset_id}: the blob file's bytes hash to {on_disk}"));

@@ -7,7 +7,6 @@
 //! the peers fetch the same presigned URL to the same disk. Each size runs in a
 //! fresh host-shim child process so its peak RSS belongs to that size alone.
 
-mod child;
 mod inbound;
 mod peers;
 
@@ -19,7 +18,7 @@ use frameio_sim::{Seed, SimClient, SimOptions, Simulator};
 use serde_json::{Value, json};
 
 use crate::harness::fixture;
-use child::ChildHost;
+use crate::harness::child::{ChildHost, ChildOptions};
 
 /// What to run.
 pub struct BenchOptions {
@@ -71,7 +70,7 @@ async fn measure(sim: &Simulator, component: &Path, work: &Path, size: u64, pyth
     eprintln!("{name}: importing through the connector");
     let host_dir = work.join(format!("host-{}", size >> 20));
     let _ = std::fs::remove_dir_all(&host_dir);
-    let host = ChildHost::start(&host_dir, component, &work.join("component-cache"), &sim.base_url()).await?;
+    let host = ChildHost::start(child_options(sim, component, work, &host_dir)?).await?;
     eprintln!("{name}: host-shim child with admin API at {} (watch it: host-shim transfers --admin <url>)", host.admin.admin_url);
     let imported = import(&host, &sim.base_url(), &asset_id, &name).await;
     let host_peak_rss = host.peak_rss()?;
@@ -99,9 +98,22 @@ async fn measure(sim: &Simulator, component: &Path, work: &Path, size: u64, pyth
 async fn warm_compile_cache(sim: &Simulator, component: &Path, work: &Path) -> anyhow::Result<()> {
     let dir = work.join("host-warm-up");
     let _ = std::fs::remove_dir_all(&dir);
-    ChildHost::start(&dir, component, &work.join("component-cache"), &sim.base_url()).await?.stop();
+    ChildHost::start(child_options(sim, component, work, &dir)?).await?.stop();
     std::fs::remove_dir_all(&dir)?;
     Ok(())
+}
+
+/// A host-shim child (this very binary) in `dir`, with the bench's shared compile cache.
+fn child_options(sim: &Simulator, component: &Path, work: &Path, dir: &Path) -> anyhow::Result<ChildOptions> {
+    Ok(ChildOptions {
+        binary: std::env::current_exe()?,
+        data_dir: dir.to_path_buf(),
+        component: component.to_path_buf(),
+        cache_dir: work.join("component-cache"),
+        sim_base: sim.base_url(),
+        range_size: None,
+        rust_log: None,
+    })
 }
 
 /// Adds a fully uploaded file of `size` bytes to the Spring Campaign root.
