@@ -10,7 +10,8 @@
 //! means a complete file. Identical content is stored once.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, params};
@@ -20,26 +21,56 @@ use xxhash_rust::xxh64::Xxh64;
 
 use crate::db::{Database, unix_secs};
 
+/// Size of the reads that feed a [`ContentHash`] from a file.
+pub const HASH_BUFFER: usize = 1 << 20;
 
-/// Size of the buffer used while hashing a staged file.
-const HASH_BUFFER: usize = 1 << 20;
+/// SHA-256 (the blob's id), xxHash64 (Frame.io's checksum) and size of a file's
+/// bytes. Both hashes are sequential: bytes must be fed in file order, from the start.
+pub struct ContentHash {
+    sha: Sha256,
+    xxh: Xxh64,
+    size: u64,
+}
 
-/// SHA-256, xxHash64 and size of a file, in one streaming pass.
-fn hash_file(mut file: File) -> io::Result<(Sha256, Xxh64, u64)> {
-    let mut sha = Sha256::new();
-    let mut xxh = Xxh64::new(0);
-    let mut size = 0u64;
-    let mut buf = vec![0u8; HASH_BUFFER];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => return Ok((sha, xxh, size)),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        sha.update(&buf[..n]);
-        xxh.update(&buf[..n]);
-        size += n as u64;
+impl ContentHash {
+    /// The hash of no bytes yet.
+    pub fn new() -> ContentHash {
+        ContentHash { sha: Sha256::new(), xxh: Xxh64::new(0), size: 0 }
+    }
+
+    /// Bytes hashed so far: the next byte to hash is at this offset.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Hashes `file`'s bytes from [`ContentHash::size`] up to `end`, through `buf`.
+    pub fn read_from(&mut self, file: &File, end: u64, buf: &mut [u8]) -> io::Result<()> {
+        while self.size < end {
+            let n = (end - self.size).min(buf.len() as u64) as usize;
+            file.read_exact_at(&mut buf[..n], self.size)?;
+            self.sha.update(&buf[..n]);
+            self.xxh.update(&buf[..n]);
+            self.size += n as u64;
+        }
+        Ok(())
+    }
+
+    /// The hash of a whole file, in one streaming pass.
+    fn of_file(file: &File) -> io::Result<ContentHash> {
+        let mut hash = ContentHash::new();
+        hash.read_from(file, file.metadata()?.len(), &mut vec![0; HASH_BUFFER])?;
+        Ok(hash)
+    }
+
+    /// The blob these bytes make.
+    pub fn info(self) -> BlobInfo {
+        BlobInfo { id: hex::encode(self.sha.finalize()), size: self.size, xxhash64: format!("{:016x}", self.xxh.digest()) }
+    }
+}
+
+impl Default for ContentHash {
+    fn default() -> Self {
+        ContentHash::new()
     }
 }
 
@@ -111,21 +142,30 @@ impl BlobStore {
     }
 
     /// Reads a staged file once, computing its SHA-256 (the blob's id), xxHash64 and
-    /// size, and fsyncs it so that the rename in `install` publishes durable bytes.
-    /// The file is complete when this is called, so the fsync runs on its own thread
-    /// from the start: the disk writes back while the hash pass reads the page cache.
+    /// size, and fsyncs it; see [`BlobStore::seal_with`].
     pub fn seal(&self, staged: &Path) -> io::Result<SealedBlob> {
+        self.seal_with(staged, || ContentHash::of_file(&File::open(staged)?))
+    }
+
+    /// Fsyncs a staged file, so that the rename in `install` publishes durable bytes,
+    /// while `hash` produces the hash of its whole content on this thread (by reading
+    /// it, or by finishing a hash that followed its writes). The file is complete when
+    /// this is called, so the fsync runs on its own thread from the start: the disk
+    /// writes back while the hash is computed. A hash that does not cover exactly the
+    /// file's bytes is refused, so a blob's id is always its file's.
+    pub fn seal_with(&self, staged: &Path, hash: impl FnOnce() -> io::Result<ContentHash>) -> io::Result<SealedBlob> {
         let file = File::open(staged)?;
-        let syncing = file.try_clone()?;
         let (hashed, synced) = std::thread::scope(|scope| {
-            let syncer = scope.spawn(move || syncing.sync_all());
-            let hashed = hash_file(file);
-            (hashed, syncer.join())
+            let syncer = scope.spawn(|| file.sync_all());
+            (hash(), syncer.join())
         });
         synced.map_err(|_| io::Error::other("the fsync thread panicked"))??;
-        let (sha, xxh, size) = hashed?;
-        let info = BlobInfo { id: hex::encode(sha.finalize()), size, xxhash64: format!("{:016x}", xxh.digest()) };
-        Ok(SealedBlob { staged: staged.to_path_buf(), info })
+        let hash = hashed?;
+        let len = file.metadata()?.len();
+        if hash.size != len {
+            return Err(io::Error::other(format!("{} bytes were hashed of a {len}-byte file", hash.size)));
+        }
+        Ok(SealedBlob { staged: staged.to_path_buf(), info: hash.info() })
     }
 
     /// Moves a sealed file into place and records it. If the same content is already
@@ -258,6 +298,25 @@ mod tests {
         assert!(!staged.exists());
         assert_eq!(blobs.path(&id), None);
         assert_eq!(blobs.info(&id).unwrap(), None);
+    }
+
+    #[test]
+    fn a_hash_fed_in_pieces_is_the_files_and_must_cover_all_of_it() {
+        let (_dir, blobs) = store();
+        let content: Vec<u8> = (0..3 * HASH_BUFFER + 11).map(|i| (i % 253) as u8).collect();
+        let staged = stage(&blobs, "p", &content);
+        let file = File::open(&staged).unwrap();
+        let hash_to = |end: u64| {
+            let mut hash = ContentHash::new();
+            for piece_end in [7, HASH_BUFFER as u64 + 1, end] {
+                hash.read_from(&file, piece_end.min(end), &mut [0; 4096]).unwrap();
+            }
+            hash
+        };
+        let whole = blobs.seal_with(&staged, || Ok(hash_to(content.len() as u64))).unwrap();
+        assert_eq!(whole.info(), blobs.seal(&staged).unwrap().info());
+        let short = blobs.seal_with(&staged, || Ok(hash_to(content.len() as u64 - 1)));
+        assert!(short.unwrap_err().to_string().contains("bytes were hashed of a"));
     }
 
     #[test]

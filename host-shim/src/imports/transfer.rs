@@ -10,8 +10,10 @@
 //!    object replaced mid-transfer is detected rather than spliced;
 //! 3. streams each range to its offset in the file (memory per range is bounded by a
 //!    small write buffer), retrying a range from where it stopped after a 5xx or a
-//!    broken connection;
-//! 4. hashes the file, checks size and xxHash64, and installs it as a blob.
+//!    broken connection, and starts the disk's writeback of each range that is done;
+//! 4. meanwhile hashes the file's written prefix as it grows ([`hashing`]), so that
+//!    once the last range lands only the tail is left to hash;
+//! 5. fsyncs the file, checks size and xxHash64, and installs it as a blob.
 //!
 //! A failed transfer leaves neither a staging file nor a blob. After a host restart,
 //! [`TransferEngine::resume_unfinished`] starts running transfers again from scratch.
@@ -40,6 +42,9 @@ use url::Url;
 use super::http::{EgressError, EgressPolicy, address_denied, error_chain, request_headers};
 use crate::blobs::{BlobInfo, BlobStore};
 use crate::db::{Database, unix_secs};
+use hashing::PrefixHasher;
+
+mod hashing;
 
 /// Longest transfer key, in bytes (from the WIT).
 pub const MAX_KEY_BYTES: usize = 256;
@@ -329,8 +334,7 @@ impl TransferEngine {
 
     /// Downloads, verifies and installs; on any failure removes the staging file.
     async fn run(&self, req: &DownloadRequest) -> Result<BlobInfo, TransferError> {
-        let name = format!("dl-{}.part", &hex::encode(Sha256::digest(req.key.as_bytes()))[..32]);
-        let staged = self.inner.blobs.staging_file(&name).map_err(disk)?;
+        let staged = self.inner.blobs.staging_file(&staging_name(&req.key)).map_err(disk)?;
         let outcome = self.download_to(req, &staged).await;
         if outcome.is_err()
             && let Err(e) = std::fs::remove_file(&staged)
@@ -352,18 +356,20 @@ impl TransferEngine {
             .await?
         };
         let started = Instant::now();
+        // Dropped with this future if the fetch fails, which stops its thread.
+        let hasher = PrefixHasher::start(file.clone(), req.expected_size).map_err(disk)?;
         if req.expected_size > 0 {
-            self.fetch_with_progress(req, file).await?;
+            self.fetch_with_progress(req, file, &hasher).await?;
         }
         let fetched = started.elapsed();
         let (blobs, path) = (self.inner.blobs.clone(), staged.to_path_buf());
-        let sealed = blocking(move || blobs.seal(&path)).await?;
+        let sealed = blocking(move || blobs.seal_with(&path, || hasher.finish())).await?;
         tracing::info!(
             key = %req.key,
             bytes = req.expected_size,
             fetch_ms = fetched.as_millis() as u64,
-            hash_ms = (started.elapsed() - fetched).as_millis() as u64,
-            "transfer fetched and hashed"
+            seal_ms = (started.elapsed() - fetched).as_millis() as u64,
+            "transfer fetched, hashed and synced"
         );
         if let Err(mismatch) = verify(sealed.info(), req) {
             blocking(move || sealed.discard()).await?;
@@ -374,8 +380,8 @@ impl TransferEngine {
     }
 
     /// Fetches every range while a separate task records progress once a second.
-    async fn fetch_with_progress(&self, req: &DownloadRequest, file: Arc<File>) -> Result<(), TransferError> {
-        let fetch = RangeFetch::new(self, req, file)?;
+    async fn fetch_with_progress(&self, req: &DownloadRequest, file: Arc<File>, hasher: &PrefixHasher) -> Result<(), TransferError> {
+        let fetch = RangeFetch::new(self, req, file, hasher)?;
         let reporter = tokio::spawn({
             let (engine, key, done) = (self.clone(), req.key.clone(), fetch.done.clone());
             async move { engine.report_progress(&key, &done).await }
@@ -436,6 +442,11 @@ impl TransferEngine {
     }
 }
 
+/// The staging file of the transfer under `key`: the same one on every run.
+fn staging_name(key: &str) -> String {
+    format!("dl-{}.part", &hex::encode(Sha256::digest(key.as_bytes()))[..32])
+}
+
 /// Marks a key as running in this process for as long as it is held.
 struct ActiveClaim {
     inner: Arc<Inner>,
@@ -476,7 +487,7 @@ impl Failure {
 }
 
 /// The shared state of one transfer's range requests.
-struct RangeFetch {
+struct RangeFetch<'a> {
     client: reqwest::Client,
     url: Url,
     headers: HeaderMap,
@@ -487,10 +498,17 @@ struct RangeFetch {
     validator: Option<HeaderValue>,
     /// Bytes written to the file so far.
     done: Arc<AtomicU64>,
+    /// Told of every write, to hash the file as it is written.
+    hasher: &'a PrefixHasher,
 }
 
-impl RangeFetch {
-    fn new(engine: &TransferEngine, req: &DownloadRequest, file: Arc<File>) -> Result<RangeFetch, TransferError> {
+impl<'a> RangeFetch<'a> {
+    fn new(
+        engine: &TransferEngine,
+        req: &DownloadRequest,
+        file: Arc<File>,
+        hasher: &'a PrefixHasher,
+    ) -> Result<RangeFetch<'a>, TransferError> {
         let url = engine.inner.egress.check_url(&req.url).map_err(egress_error)?;
         let mut headers = request_headers(&req.headers, ENGINE_HEADERS).map_err(TransferError::InvalidRequest)?;
         // Byte offsets must be offsets in the object itself, not in an encoding of it.
@@ -504,6 +522,7 @@ impl RangeFetch {
             max_retries: engine.inner.config.max_range_retries,
             validator: None,
             done: Arc::new(AtomicU64::new(0)),
+            hasher,
         })
     }
 
@@ -526,14 +545,18 @@ impl RangeFetch {
             .await
     }
 
-    /// Fetches bytes `start..=end`, retrying from where an attempt stopped. Returns
-    /// the response's strong ETag.
+    /// Fetches bytes `start..=end`, retrying from where an attempt stopped, then
+    /// starts their writeback. Returns the response's strong ETag.
     async fn range(&self, start: u64, end: u64) -> Result<Option<HeaderValue>, TransferError> {
         let mut pos = start;
         let mut failures = 0;
         loop {
             match self.attempt(&mut pos, end).await {
-                Ok(etag) => return Ok(etag),
+                Ok(etag) => {
+                    let file = self.file.clone();
+                    blocking(move || start_writeback(&file, start, end + 1 - start)).await?;
+                    return Ok(etag);
+                }
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Retryable(why)) if failures < self.max_retries => {
                     failures += 1;
@@ -596,6 +619,7 @@ impl RangeFetch {
         let (file, offset) = (self.file.clone(), *pos);
         buf = blocking(move || file.write_all_at(&buf, offset).map(|()| buf)).await.map_err(Failure::Fatal)?;
         *pos += buf.len() as u64;
+        self.hasher.written(offset, *pos);
         self.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
         buf.clear();
         Ok(buf)
@@ -697,6 +721,27 @@ fn database(e: rusqlite::Error) -> TransferError {
     TransferError::Io(format!("database: {e}"))
 }
 
+/// Asks the kernel to start writing bytes `start..start + len` of `file` to disk now.
+/// Left alone, it would wait until dirty pages pile up or age (with gigabytes of RAM,
+/// after the download), and the final fsync would then write the whole file while the
+/// transfer waits. Started per finished range, writeback overlaps the download, and
+/// the fsync has little left to do. It does not wait for the disk; an error it does
+/// report fails the transfer, as the fsync would.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, start: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (start, len) = (i64::try_from(start).map_err(io::Error::other)?, i64::try_from(len).map_err(io::Error::other)?);
+    // SAFETY: a plain system call on a descriptor `file` keeps open; it touches no memory.
+    let status = unsafe { libc::sync_file_range(file.as_raw_fd(), start, len, libc::SYNC_FILE_RANGE_WRITE) };
+    if status == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Elsewhere the final fsync does all the writing.
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _start: u64, _len: u64) -> io::Result<()> {
+    Ok(())
+}
+
 /// Runs blocking file work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, TransferError> {
     match tokio::task::spawn_blocking(f).await {
@@ -776,6 +821,9 @@ mod tests {
         ChangesAfterFirst,
         /// Holds every request after the first for two seconds.
         Stalls,
+        /// Holds the request for the second range for half a second, so the ranges
+        /// after it land first.
+        HoldsSecond,
     }
 
     #[derive(Clone)]
@@ -832,6 +880,9 @@ mod tests {
         let len = src.body.len() as u64;
         if src.mode == Mode::Stalls && hit > 0 {
             tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        if src.mode == Mode::HoldsSecond && requested_range(&headers, len).is_some_and(|(first, _)| first == RANGE) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         match src.mode {
             Mode::Forbidden => return AxumStatus::FORBIDDEN.into_response(),
@@ -908,6 +959,15 @@ mod tests {
         fn staging_files(&self) -> usize {
             std::fs::read_dir(&self.tmp).unwrap().count()
         }
+
+        /// The blob is `body`: its id is the SHA-256 and its checksum the xxHash64 of
+        /// exactly these bytes, and its file holds them.
+        fn assert_blob_is(&self, blob: &BlobInfo, body: &[u8]) {
+            assert_eq!(blob.id, hex::encode(Sha256::digest(body)));
+            assert_eq!(blob.xxhash64, format!("{:016x}", xxh64(body, 0)));
+            assert_eq!(blob.size, body.len() as u64);
+            assert!(std::fs::read(self.blobs.path(&blob.id).unwrap()).unwrap() == body, "the blob's bytes differ");
+        }
     }
 
     #[tokio::test]
@@ -918,9 +978,7 @@ mod tests {
         let started = f.engine.start_download(request("k", addr, &body)).await.unwrap();
         assert!(matches!(started, TransferStatus::Running { total, .. } if total == body.len() as u64), "{started:?}");
         let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
-        assert_eq!(blob.size, body.len() as u64);
-        assert_eq!(blob.xxhash64, format!("{:016x}", xxh64(&body, 0)));
-        assert_eq!(std::fs::read(f.blobs.path(&blob.id).unwrap()).unwrap(), body);
+        f.assert_blob_is(&blob, &body);
         assert_eq!(src.hits.load(Ordering::SeqCst), 18, "one request per range");
         assert_eq!(src.if_range_seen.lock().unwrap().len(), 17, "every range after the first is pinned");
         assert!(src.if_range_seen.lock().unwrap().iter().all(|v| v == "\"v1\""));
@@ -930,6 +988,19 @@ mod tests {
             (rows[0].state.as_str(), rows[0].done, rows[0].blob_id.as_deref()),
             ("complete", blob.size, Some(blob.id.as_str()))
         );
+    }
+
+    #[tokio::test]
+    async fn ranges_landing_out_of_order_hash_to_the_content() {
+        let f = fixture();
+        let body = content(12 * RANGE as usize + 5);
+        let (addr, _) = source(body.clone(), Mode::HoldsSecond).await;
+        f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        // The prefix stops at the second range while the ten after it land.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(matches!(f.engine.status("k").unwrap(), Some(TransferStatus::Running { .. })));
+        let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
+        f.assert_blob_is(&blob, &body);
     }
 
     #[tokio::test]
@@ -988,7 +1059,7 @@ mod tests {
         let (addr, src) = source(body.clone(), Mode::CutsOnce).await;
         f.engine.start_download(request("k", addr, &body)).await.unwrap();
         let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
-        assert_eq!(std::fs::read(f.blobs.path(&blob.id).unwrap()).unwrap(), body);
+        f.assert_blob_is(&blob, &body);
         assert_eq!(src.hits.load(Ordering::SeqCst), 4, "three ranges and one retry");
     }
 
@@ -1117,9 +1188,13 @@ mod tests {
         };
         insert("left-over", format!("http://{addr}/media"));
         insert("now-denied", "https://gone.example.test/media".into());
+        // The stopped host left a staging file, half written with other bytes.
+        let mut stale = vec![0xa5; body.len()];
+        stale[..RANGE as usize].copy_from_slice(&body[..RANGE as usize]);
+        std::fs::write(f.blobs.staging_file(&staging_name("left-over")).unwrap(), stale).unwrap();
         f.engine.resume_unfinished().await;
         let TransferStatus::Complete(blob) = f.outcome("left-over").await else { panic!("not complete") };
-        assert_eq!(std::fs::read(f.blobs.path(&blob.id).unwrap()).unwrap(), body);
+        f.assert_blob_is(&blob, &body);
         assert!(matches!(f.engine.status("now-denied").unwrap(), Some(TransferStatus::Failed(TransferError::Denied(_)))));
     }
 
