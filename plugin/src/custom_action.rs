@@ -52,13 +52,15 @@ pub struct IdRef {
 impl Event {
     /// Decodes and checks a delivery; the error is the 400 reason.
     pub fn parse(body: &[u8]) -> Result<Event, String> {
-        // Through a JSON value first: a struct would also accept an array of its
-        // fields, and would skip fields it does not use without checking them.
+        // As a JSON value first: the struct alone would also accept an array of its
+        // fields, and would skip fields it does not use without checking them. Then
+        // as the struct from the bytes, which refuses a field given twice (a value
+        // would keep the last one).
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
         if !value.is_object() {
             return Err("malformed JSON: the event must be an object".into());
         }
-        let event: Event = serde_json::from_value(value).map_err(|e| format!("malformed JSON: {e}"))?;
+        let event: Event = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
         if !is_frameio_id(&event.action_id) || !is_frameio_id(&event.interaction_id) {
             return Err("action_id and interaction_id must be Frame.io identifiers".into());
         }
@@ -216,6 +218,12 @@ mod tests {
         assert!(Event::parse(format!("{{{IDS}}}").as_bytes()).is_ok());
         let as_array = br#"["10000000-0000-4000-8000-000000000001","10000000-0000-4000-8000-000000000002",null,null,null]"#;
         assert!(Event::parse(as_array).unwrap_err().contains("object"));
+    }
+
+    #[test]
+    fn a_field_given_twice_is_malformed() {
+        let twice = format!(r#"{{{IDS},"interaction_id":"10000000-0000-4000-8000-000000000003"}}"#);
+        assert!(Event::parse(twice.as_bytes()).unwrap_err().contains("duplicate field"));
     }
 
     #[test]

@@ -384,13 +384,13 @@ fn retries_without_a_hint_are_jittered_below_a_growing_cap() {
     assert!(delays.windows(2).any(|w| w[0] != w[1]), "draws differ: {delays:?}");
 }
 
-/// A stored connection for alice whose token `tok-1` is about to expire, with another
-/// call's refresh lease running until `lease_until`.
-fn connect_with_lease(host: &FakeHost, lease_until: u64) -> String {
+/// A stored connection for alice whose token `tok-1` expires at `expires_at`, with
+/// another call's refresh lease running until `lease_until`.
+fn connect_with_lease(host: &FakeHost, expires_at: u64, lease_until: u64) -> String {
     let key = format!("{}alice", crate::store::CONNECTION);
     let conn = serde_json::json!({
         "user": "alice", "frameio_user": "Ada", "access_token": "tok-1", "refresh_token": "ref-1",
-        "expires_at": host.now.get() + 10, "reconnect_reason": null, "refresh_lease_until": lease_until
+        "expires_at": expires_at, "reconnect_reason": null, "refresh_lease_until": lease_until
     });
     crate::host::Host::storage_set(host, &key, conn.to_string().as_bytes()).unwrap();
     key
@@ -403,14 +403,15 @@ fn bearer_of_last_api_call(host: &FakeHost) -> String {
 }
 
 #[test]
-fn a_call_that_finds_a_refresh_under_way_waits_for_it_instead_of_refreshing() {
+fn a_call_whose_token_expired_waits_for_a_refresh_under_way_instead_of_refreshing() {
     let host = FakeHost::new();
     configure(&host);
     serve_frameio(&host);
-    let key = connect_with_lease(&host, host.now.get() + 15);
+    let now = host.now.get();
+    let key = connect_with_lease(&host, now - 1, now + 10);
     let done = serde_json::json!({
         "user": "alice", "frameio_user": "Ada", "access_token": "tok-other", "refresh_token": "ref-other",
-        "expires_at": host.now.get() + 3600, "reconnect_reason": null, "refresh_lease_until": null
+        "expires_at": now + 3600, "reconnect_reason": null, "refresh_lease_until": null
     });
     // The lease holder stores its tokens while we wait.
     host.writes_during_sleep.borrow_mut().push((key, done.to_string().into_bytes()));
@@ -421,15 +422,31 @@ fn a_call_that_finds_a_refresh_under_way_waits_for_it_instead_of_refreshing() {
 }
 
 #[test]
-fn a_lease_whose_holder_died_runs_out_and_the_waiting_call_refreshes() {
+fn a_token_that_has_not_expired_is_used_while_another_call_refreshes_it() {
     let host = FakeHost::new();
     configure(&host);
     serve_frameio(&host);
-    connect_with_lease(&host, host.now.get() + 15);
-    let started = host.now.get();
+    let now = host.now.get();
+    connect_with_lease(&host, now + 30, now + 10);
     crate::browse::accounts(&host, "alice").unwrap_err();
-    assert_eq!(host.requests_to("/oauth2/token"), 1);
-    assert!((15..=16).contains(&(host.now.get() - started)), "waited out the lease: {}s", host.now.get() - started);
+    assert_eq!((host.slept_ms.get(), host.requests_to("/oauth2/token")), (0, 0), "no wait, no second refresh");
+    assert_eq!(bearer_of_last_api_call(&host), "Bearer tok-1");
+}
+
+#[test]
+fn a_lease_whose_holder_died_makes_callers_fail_briefly_then_runs_out() {
+    let host = FakeHost::new();
+    configure(&host);
+    serve_frameio(&host);
+    let started = host.now.get();
+    connect_with_lease(&host, started - 1, started + 10);
+    let waited = crate::browse::accounts(&host, "alice").unwrap_err();
+    assert!(waited.is_transient(), "a passing error after a bounded wait: {waited:?}");
+    assert_eq!(host.now.get() - started, 6, "waited six seconds");
+    assert_eq!(host.requests_to("/oauth2/token"), 0);
+    host.now.set(started + 11);
+    crate::browse::accounts(&host, "alice").unwrap_err();
+    assert_eq!(host.requests_to("/oauth2/token"), 1, "the lease ran out: this call refreshes");
     assert_eq!(bearer_of_last_api_call(&host), "Bearer tok-2");
     let stored = crate::store::load::<Value>(&host, &format!("{}alice", crate::store::CONNECTION)).unwrap().unwrap();
     assert_eq!(stored.value["refresh_lease_until"], Value::Null, "the lease is released with the new tokens");
@@ -441,10 +458,26 @@ fn a_lease_set_impossibly_far_ahead_is_not_honoured() {
     let host = FakeHost::new();
     configure(&host);
     serve_frameio(&host);
-    connect_with_lease(&host, u64::MAX);
+    connect_with_lease(&host, host.now.get() - 1, u64::MAX);
     crate::browse::accounts(&host, "alice").unwrap_err();
     assert_eq!(host.slept_ms.get(), 0);
     assert_eq!(host.requests_to("/oauth2/token"), 1);
+}
+
+#[test]
+fn a_connection_without_a_refresh_token_needs_reconnecting_and_takes_no_lease() {
+    let host = FakeHost::new();
+    configure(&host);
+    let key = format!("{}alice", crate::store::CONNECTION);
+    let conn = serde_json::json!({
+        "user": "alice", "frameio_user": "Ada", "access_token": "tok-1", "refresh_token": null,
+        "expires_at": host.now.get() - 1, "reconnect_reason": null
+    });
+    crate::host::Host::storage_set(&host, &key, conn.to_string().as_bytes()).unwrap();
+    let before = crate::host::Host::storage_get(&host, &key).unwrap().unwrap().revision;
+    let e = crate::browse::accounts(&host, "alice").unwrap_err();
+    assert!(matches!(e, Error::ReconnectRequired(_)), "{e:?}");
+    assert_eq!(crate::host::Host::storage_get(&host, &key).unwrap().unwrap().revision, before, "the record is untouched");
 }
 
 #[test]

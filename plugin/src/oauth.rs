@@ -27,9 +27,14 @@ const TOKEN_TIMEOUT_MS: u32 = 5_000;
 /// How long one call may hold a connection's refresh lease. Longer than a token
 /// request may take, so a live holder always finishes first; a holder that died
 /// (trapped, or its host crashed) blocks the others no longer than this.
-const REFRESH_LEASE_SECS: u64 = 15;
+const REFRESH_LEASE_SECS: u64 = 10;
 /// How often a call waiting for another call's refresh looks at the connection again.
 const REFRESH_WAIT_MS: u32 = 50;
+/// The longest a call waits for another call's refresh before giving up with a
+/// passing error: a live holder is done within its token request's deadline.
+const MAX_REFRESH_WAIT_MS: u32 = 6_000;
+/// A token this far from its expiry is still used while another call refreshes it.
+const STILL_VALID_SECS: u64 = 5;
 
 /// Where to send the user's browser (WIT `oauth.authorization`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -288,6 +293,7 @@ impl<'h> Session<'h> {
     /// every other call waits for the record to change and uses its tokens.
     fn token(&self, refused: Option<&str>) -> Result<String> {
         let key = connection_key(&self.user);
+        let mut waited_ms = 0;
         loop {
             let stored = store::load::<Connection>(self.host, &key)?.ok_or_else(|| Error::NotConnected(self.user.clone()))?;
             let conn = stored.value;
@@ -299,11 +305,22 @@ impl<'h> Session<'h> {
             if !turned_down && conn.expires_at > now + REFRESH_MARGIN_SECS {
                 return Ok(conn.access_token);
             }
-            // A lease further out than any holder could have set is not honoured, so
-            // a damaged record cannot stall every call.
-            let leased = conn.refresh_lease_until.is_some_and(|until| until > now && until <= now + REFRESH_LEASE_SECS);
+            if conn.refresh_token.is_none() {
+                return Err(Error::ReconnectRequired("Frame.io gave no refresh token (is the offline scope granted?)".into()));
+            }
+            // A lease further out than any holder could have set (a damaged record, a
+            // clock that jumped) is not honoured, so it cannot stall every call.
+            let leased = conn.refresh_lease_until.is_some_and(|until| until > now && until <= now + 2 * REFRESH_LEASE_SECS);
             if leased {
+                if !turned_down && conn.expires_at > now + STILL_VALID_SECS {
+                    return Ok(conn.access_token);
+                }
+                if waited_ms >= MAX_REFRESH_WAIT_MS {
+                    let why = "another call is renewing the Frame.io token and has not finished; try again shortly";
+                    return Err(Error::Frameio(FrameioError::new(503, why)));
+                }
                 self.host.sleep_ms(REFRESH_WAIT_MS);
+                waited_ms += REFRESH_WAIT_MS;
                 continue;
             }
             let lease = Connection { refresh_lease_until: Some(now + REFRESH_LEASE_SECS), ..conn.clone() };
@@ -316,10 +333,8 @@ impl<'h> Session<'h> {
     /// Asks the token endpoint for new tokens while holding the refresh lease, and
     /// stores them (releasing the lease) before anyone uses them.
     fn refresh_with_lease(&self, key: &str, revision: u64, conn: Connection) -> Result<String> {
-        let refresh_token = conn
-            .refresh_token
-            .clone()
-            .ok_or_else(|| Error::ReconnectRequired("Frame.io gave no refresh token (is the offline scope granted?)".into()))?;
+        // `token` checked that there is one before taking the lease.
+        let refresh_token = conn.refresh_token.clone().unwrap_or_default();
         match token_request(self.host, &self.settings, &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)]) {
             Ok(tokens) => {
                 let renewed = Connection {
@@ -343,17 +358,18 @@ impl<'h> Session<'h> {
         }
     }
 
-    /// Stores renewed tokens. If the record changed meanwhile, another call either
-    /// refreshed too (its token is as good as ours) or, with rotating refresh tokens,
-    /// lost the race with the same refresh token and marked the connection for
-    /// reconnection: our renewal proves that mark wrong, so it replaces it.
+    /// Stores renewed tokens. If the record changed meanwhile but still holds the
+    /// refresh token we used, nobody stored newer tokens: our lease ran out and
+    /// another call took it, or, with rotating refresh tokens, lost the race with the
+    /// same token and marked the connection for reconnection. Ours are the newest
+    /// (the old refresh token may already be spent), so they replace the record.
     fn save_renewed(&self, key: &str, revision: u64, used: &str, renewed: Connection) -> Result<String> {
         if store::save_if(self.host, key, Some(revision), &renewed)?.is_some() {
             return Ok(renewed.access_token);
         }
         if let Some(now) = store::load::<Connection>(self.host, key)? {
-            let stale_mark = now.value.reconnect_reason.is_some() && now.value.refresh_token.as_deref() == Some(used);
-            if stale_mark && store::save_if(self.host, key, Some(now.revision), &renewed)?.is_some() {
+            let ours_are_newest = now.value.refresh_token.as_deref() == Some(used);
+            if ours_are_newest && store::save_if(self.host, key, Some(now.revision), &renewed)?.is_some() {
                 return Ok(renewed.access_token);
             }
         }
