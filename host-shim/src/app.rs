@@ -46,7 +46,11 @@ pub struct RunningHost {
 }
 
 impl RunningHost {
-    /// Stops the listeners and the worker.
+    /// Stops the listeners and the worker, and releases the data directory. Job steps
+    /// and transfers already under way are not awaited: they finish, or are dropped
+    /// with the runtime. A process that starts another host on the same directory
+    /// right after this (tests do not) could see such a job as orphaned and run its
+    /// step a second time, which steps tolerate (they are idempotent).
     pub fn stop(self) {
         for task in &self.tasks {
             task.abort();

@@ -185,10 +185,19 @@ impl Network {
             None => (entry, None),
         };
         let base: IpAddr = address.parse().map_err(|_| malformed())?;
+        if let IpAddr::V6(v6) = base {
+            // Addresses are matched in their IPv4 form (see `contains`).
+            if let Some(v4) = embedded_ipv4(v6) {
+                anyhow::bail!("allowed private network {entry:?} embeds an IPv4 address: write it as {v4}");
+            }
+        }
         let bits = if base.is_ipv4() { 32 } else { 128 };
         let prefix = prefix.unwrap_or(bits);
         if prefix > bits {
             return Err(malformed());
+        }
+        if prefix == 0 {
+            anyhow::bail!("allowed private network {entry:?} would allow every address, cloud metadata included");
         }
         Ok(Network { base, prefix })
     }
@@ -562,7 +571,7 @@ pub(crate) mod tests {
         let odd_prefix = EgressPolicy::new(&[], &["10.0.0.0/12".into()]).unwrap();
         assert!(odd_prefix.check_ip("10.15.255.1".parse().unwrap()).is_ok());
         assert!(odd_prefix.check_ip("10.16.0.1".parse().unwrap()).is_err());
-        for bad in ["127.0.0.0/33", "localhost", "10.0.0.0/x", "::1/129", ""] {
+        for bad in ["127.0.0.0/33", "localhost", "10.0.0.0/x", "::1/129", "", "0.0.0.0/0", "::/0", "::ffff:10.0.0.0/104"] {
             assert!(EgressPolicy::new(&[], &[bad.to_string()]).is_err(), "{bad:?} is refused");
         }
     }
