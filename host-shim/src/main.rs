@@ -43,6 +43,9 @@ enum Command {
         /// Skip curl and frameioclient.
         #[arg(long)]
         no_peers: bool,
+        /// Only the inbound figures (requests per second, instantiation): no imports.
+        #[arg(long)]
+        only_inbound: bool,
     },
     /// Show a host's transfers as progress bars until none is running.
     Transfers {
@@ -83,8 +86,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo { component, data_dir } => host_shim::demo::run(&component, &data_dir).await,
         Command::Transfers { admin, follow } => host_shim::progress::watch(&admin, follow).await,
-        Command::Bench { component, work_dir, sizes, no_peers } => {
-            let options = host_shim::bench::BenchOptions { component, work_dir, sizes_mib: sizes, peers: !no_peers };
+        Command::Bench { component, work_dir, sizes, no_peers, only_inbound } => {
+            let options = host_shim::bench::BenchOptions { component, work_dir, sizes_mib: sizes, peers: !no_peers, only_inbound };
             host_shim::bench::run(options).await
         }
         Command::Sim { seed, listen } => {

@@ -29,6 +29,8 @@ pub struct BenchOptions {
     pub sizes_mib: Vec<u64>,
     /// Also run curl and frameioclient.
     pub peers: bool,
+    /// Measure only inbound handling: no simulator imports, no peers.
+    pub only_inbound: bool,
 }
 
 /// One size's figures.
@@ -47,21 +49,29 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.work_dir)?;
     let work = std::fs::canonicalize(&options.work_dir)?;
     let component = std::fs::canonicalize(&options.component).context("the component (build it with `cargo xtask build`)")?;
+    let rows = if options.only_inbound { Vec::new() } else { imports(&options, &component, &work).await? };
+    eprintln!("inbound: instantiate + call, and signed requests through the component and natively");
+    let inbound = inbound::measure(&component, &work).await?;
+    if !rows.is_empty() {
+        print_table(&rows);
+    }
+    print_inbound(&inbound);
+    Ok(())
+}
+
+/// Imports every size through the connector (and the peers, when asked).
+async fn imports(options: &BenchOptions, component: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
     let sim_options = SimOptions { url_expiry_secs: 24 * 3600, ..SimOptions::default() };
     let sim = Simulator::start(Seed::default_fixture(), sim_options, ([127, 0, 0, 1], 0).into()).await?;
-    let python = if options.peers { Some(peers::frameioclient_venv(&work)?) } else { None };
-    warm_compile_cache(&sim, &component, &work).await?;
+    let python = if options.peers { Some(peers::frameioclient_venv(work)?) } else { None };
+    warm_compile_cache(&sim, component, work).await?;
     let mut rows = Vec::new();
     for &mib in &options.sizes_mib {
-        let row = measure(&sim, &component, &work, mib << 20, python.as_deref()).await;
+        let row = measure(&sim, component, work, mib << 20, python.as_deref()).await;
         rows.push(row?);
     }
     sim.shutdown().await;
-    eprintln!("inbound: instantiate + call, and signed requests through the component and natively");
-    let inbound = inbound::measure(&component, &work).await?;
-    print_table(&rows);
-    print_inbound(&inbound);
-    Ok(())
+    Ok(rows)
 }
 
 async fn measure(sim: &Simulator, component: &Path, work: &Path, size: u64, python: Option<&Path>) -> anyhow::Result<Row> {
