@@ -160,6 +160,14 @@ impl JobQueue {
         )
     }
 
+    /// Makes a queued job due now if it was due later (its awaited transfer ended).
+    pub fn wake(&self, id: &str, now_ms: i64) -> rusqlite::Result<()> {
+        self.db.with(|c| {
+            c.execute("UPDATE jobs SET run_after = ?2 WHERE id = ?1 AND state = 'queued' AND run_after > ?2", params![id, now_ms])
+        })?;
+        Ok(())
+    }
+
     /// Puts a running job back to run the same step again after `delay_ms`, counting
     /// the attempt.
     pub fn retry(&self, id: &str, delay_ms: u32, reason: &str) -> rusqlite::Result<()> {
@@ -341,6 +349,20 @@ mod tests {
         let counts = q.counts().unwrap();
         let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(counts, [("done", 1), ("failed", 0), ("queued", 1), ("running", 0)]);
+    }
+
+    #[test]
+    fn waking_makes_a_queued_job_due_now_and_leaves_others_alone() {
+        let q = queue();
+        let id = q.enqueue("push:1", "push", b"a").unwrap().unwrap();
+        q.claim_due(later()).unwrap().unwrap();
+        q.next(&id, b"poll", 60_000, "downloading").unwrap();
+        let now = unix_millis();
+        assert_eq!(q.claim_due(now).unwrap(), None, "not due for a minute");
+        q.wake(&id, now).unwrap();
+        assert_eq!(q.claim_due(now).unwrap().map(|j| j.id), Some(id.clone()), "due at once");
+        q.wake(&id, now).unwrap();
+        assert_eq!(q.get(&id).unwrap().unwrap().state, "running", "a running job is left alone");
     }
 
     #[test]

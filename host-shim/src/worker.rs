@@ -76,7 +76,13 @@ impl Worker {
         };
         let recorded = match self.runtime.run_job(&call).await {
             Ok(jobs::Outcome::Done(summary)) => self.queue.finish(&job.id, &summary),
-            Ok(jobs::Outcome::Next(next)) => self.queue.next(&job.id, &next.payload, next.delay_ms, &next.status),
+            Ok(jobs::Outcome::Next(next)) => {
+                let recorded = self.queue.next(&job.id, &next.payload, next.delay_ms, &next.status);
+                if let (Ok(()), Some(transfer)) = (&recorded, next.wake_on_transfer) {
+                    self.wake_when_settled(job.id.clone(), transfer);
+                }
+                recorded
+            }
             Ok(jobs::Outcome::Retry((delay_ms, reason))) => self.queue.retry(&job.id, delay_ms, &reason),
             Ok(jobs::Outcome::Failed(reason)) => self.queue.fail(&job.id, &reason),
             Err(e) => self.step_failed(&job, &e),
@@ -84,6 +90,21 @@ impl Worker {
         if let Err(e) = recorded {
             tracing::error!(job = %job.id, error = %e, "recording a job outcome failed; the lease will hand it out again");
         }
+    }
+
+    /// Makes the job due as soon as `transfer` completes or fails, rather than when
+    /// its poll delay runs out, so a finished download is noticed at once. The delay
+    /// stays the fallback (after a restart, nothing watches until the next poll).
+    fn wake_when_settled(&self, job_id: String, transfer: String) {
+        let transfers = self.runtime.services().transfers.clone();
+        let (queue, wake) = (self.queue.clone(), self.wake.clone());
+        tokio::spawn(async move {
+            transfers.settled(&transfer).await;
+            match queue.wake(&job_id, unix_millis()) {
+                Ok(()) => wake.notify_one(),
+                Err(e) => tracing::warn!(job = %job_id, error = %e, "waking a job failed; it runs after its delay"),
+            }
+        });
     }
 
     /// The component trapped or missed its deadline: a bug or a hostile input, so

@@ -18,8 +18,9 @@ pub struct Job {
 pub enum Outcome {
     /// Finished; a summary.
     Done(String),
-    /// Run another step with this payload after the delay.
-    Next { delay_ms: u32, payload: Vec<u8>, status: String },
+    /// Run another step with this payload after the delay, or as soon as the
+    /// transfer `wake_on_transfer` ends.
+    Next { delay_ms: u32, payload: Vec<u8>, status: String, wake_on_transfer: Option<String> },
     /// Run this step again after the delay; the reason.
     Retry(u32, String),
     /// Finished without success; the reason.

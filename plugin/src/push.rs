@@ -248,6 +248,8 @@ fn on_status(host: &dyn Host, binding: &Binding, job: &PushJob, download: Downlo
         TransferStatus::Running { done, total } => Ok(Outcome::Next {
             delay_ms: poll_delay(download.polls),
             status: format!("downloading: {done} of {total} bytes"),
+            // A host that watches transfers runs the next poll as soon as this one ends.
+            wake_on_transfer: Some(download.transfer_key.clone()),
             payload: PushJob { stage: Stage::Downloading(Download { polls: download.polls + 1, ..download }), ..job.clone() }.encode(),
         }),
         TransferStatus::Complete(blob) => finish(host, binding, job, &download, &blob),

@@ -338,8 +338,8 @@ impl exports::jobs::Guest for Connector {
         let job = jobs::Job { id: job.id, key: job.key, kind: job.kind, payload: job.payload, attempt: job.attempt };
         match jobs::run(&WitHost, &job) {
             jobs::Outcome::Done(summary) => exports::jobs::Outcome::Done(summary),
-            jobs::Outcome::Next { delay_ms, payload, status } => {
-                exports::jobs::Outcome::Next(exports::jobs::NextStep { delay_ms, payload, status })
+            jobs::Outcome::Next { delay_ms, payload, status, wake_on_transfer } => {
+                exports::jobs::Outcome::Next(exports::jobs::NextStep { delay_ms, payload, status, wake_on_transfer })
             }
             jobs::Outcome::Retry(delay_ms, why) => exports::jobs::Outcome::Retry((delay_ms, why)),
             jobs::Outcome::Failed(why) => exports::jobs::Outcome::Failed(why),

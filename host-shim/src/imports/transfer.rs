@@ -187,6 +187,8 @@ struct Inner {
     config: TransferConfig,
     /// Keys with a task in this process, so a resume never runs a transfer twice.
     active: Mutex<HashSet<String>>,
+    /// Counts transfers that completed or failed, so that waiters wake up.
+    settled: tokio::sync::watch::Sender<u64>,
 }
 
 impl TransferEngine {
@@ -199,7 +201,8 @@ impl TransferEngine {
         );
         anyhow::ensure!(config.max_file_size > 0, "transfer.max_file_size must be positive");
         let client = egress.client_builder().read_timeout(READ_TIMEOUT).build().context("building the transfer client")?;
-        let inner = Inner { db, blobs, egress, client, config, active: Mutex::new(HashSet::new()) };
+        let settled = tokio::sync::watch::Sender::new(0);
+        let inner = Inner { db, blobs, egress, client, config, active: Mutex::new(HashSet::new()), settled };
         Ok(TransferEngine { inner: Arc::new(inner) })
     }
 
@@ -211,6 +214,18 @@ impl TransferEngine {
             self.spawn(req.clone());
         }
         self.status(&req.key)?.ok_or_else(|| TransferError::Io(format!("transfer {} vanished", req.key)))
+    }
+
+    /// Returns once the transfer under `key` has completed or failed: at once if it
+    /// has, or if there is none (or its status cannot be read).
+    pub async fn settled(&self, key: &str) {
+        // Subscribed before looking, so an outcome recorded in between is not missed.
+        let mut outcomes = self.inner.settled.subscribe();
+        while let Ok(Some(TransferStatus::Running { .. })) = self.status(key) {
+            if outcomes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// The status of the transfer under `key`, `None` if there is none.
@@ -439,6 +454,7 @@ impl TransferEngine {
         if let Err(e) = updated {
             tracing::error!(key, error = %e, "recording a transfer's outcome failed");
         }
+        self.inner.settled.send_modify(|count| *count += 1);
     }
 }
 
@@ -1001,6 +1017,20 @@ mod tests {
         assert!(matches!(f.engine.status("k").unwrap(), Some(TransferStatus::Running { .. })));
         let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
         f.assert_blob_is(&blob, &body);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_wakes_when_its_transfer_ends_and_not_before() {
+        let f = fixture();
+        let body = content(12 * RANGE as usize + 5);
+        let (addr, _) = source(body.clone(), Mode::HoldsSecond).await;
+        f.engine.start_download(request("k", addr, &body)).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(200), f.engine.settled("k")).await;
+        assert!(waiting.is_err(), "the transfer is still running (its second range is held back)");
+        tokio::time::timeout(Duration::from_secs(10), f.engine.settled("k")).await.expect("woken when it ends");
+        assert!(matches!(f.engine.status("k").unwrap(), Some(TransferStatus::Complete(_))));
+        tokio::time::timeout(Duration::from_millis(100), f.engine.settled("k")).await.expect("an ended transfer: at once");
+        tokio::time::timeout(Duration::from_millis(100), f.engine.settled("none")).await.expect("no transfer: at once");
     }
 
     #[tokio::test]
