@@ -85,8 +85,8 @@ pub struct Runtime {
 }
 
 /// Where each exported interface's functions are, looked up once. A call loads
-/// (and type-checks) only the interface it calls, not all twenty-odd exports as
-/// the generated `ConnectorPre::instantiate` would on every instantiation.
+/// (and type-checks) only the interface it calls, not all sixteen exports as the
+/// generated `ConnectorPre::instantiate` would on every instantiation.
 struct Exports {
     provider: provider::GuestIndices,
     oauth: oauth::GuestIndices,
