@@ -384,6 +384,14 @@ fn retries_without_a_hint_are_jittered_below_a_growing_cap() {
     assert!(delays.windows(2).any(|w| w[0] != w[1]), "draws differ: {delays:?}");
 }
 
+/// A configured host whose HTTP goes to the scripted Frame.io (no connection yet).
+fn frameio_host() -> FakeHost {
+    let host = FakeHost::new();
+    configure(&host);
+    serve_frameio(&host);
+    host
+}
+
 /// A stored connection for alice whose token `tok-1` expires at `expires_at`, with
 /// another call's refresh lease running until `lease_until`.
 fn connect_with_lease(host: &FakeHost, expires_at: u64, lease_until: u64) -> String {
@@ -404,9 +412,7 @@ fn bearer_of_last_api_call(host: &FakeHost) -> String {
 
 #[test]
 fn a_call_whose_token_expired_waits_for_a_refresh_under_way_instead_of_refreshing() {
-    let host = FakeHost::new();
-    configure(&host);
-    serve_frameio(&host);
+    let host = frameio_host();
     let now = host.now.get();
     let key = connect_with_lease(&host, now - 1, now + 10);
     let done = serde_json::json!({
@@ -423,9 +429,7 @@ fn a_call_whose_token_expired_waits_for_a_refresh_under_way_instead_of_refreshin
 
 #[test]
 fn a_token_that_has_not_expired_is_used_while_another_call_refreshes_it() {
-    let host = FakeHost::new();
-    configure(&host);
-    serve_frameio(&host);
+    let host = frameio_host();
     let now = host.now.get();
     connect_with_lease(&host, now + 30, now + 10);
     crate::browse::accounts(&host, "alice").unwrap_err();
@@ -435,9 +439,7 @@ fn a_token_that_has_not_expired_is_used_while_another_call_refreshes_it() {
 
 #[test]
 fn a_lease_whose_holder_died_makes_callers_fail_briefly_then_runs_out() {
-    let host = FakeHost::new();
-    configure(&host);
-    serve_frameio(&host);
+    let host = frameio_host();
     let started = host.now.get();
     connect_with_lease(&host, started - 1, started + 10);
     let waited = crate::browse::accounts(&host, "alice").unwrap_err();
@@ -455,9 +457,7 @@ fn a_lease_whose_holder_died_makes_callers_fail_briefly_then_runs_out() {
 
 #[test]
 fn a_lease_set_impossibly_far_ahead_is_not_honoured() {
-    let host = FakeHost::new();
-    configure(&host);
-    serve_frameio(&host);
+    let host = frameio_host();
     connect_with_lease(&host, host.now.get() - 1, u64::MAX);
     crate::browse::accounts(&host, "alice").unwrap_err();
     assert_eq!(host.slept_ms.get(), 0);
