@@ -4,7 +4,8 @@
 //! claimed, so a crash loses at most the step under way, which the queue's lease
 //! hands out again (steps are idempotent by contract).
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -23,11 +24,13 @@ pub struct Worker {
     queue: JobQueue,
     wake: Arc<Notify>,
     config: WorkerConfig,
+    /// Transfers a job is waiting for, each watched by one task (see `wake_when_settled`).
+    watched: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Worker {
     pub fn new(runtime: Arc<Runtime>, queue: JobQueue, wake: Arc<Notify>, config: WorkerConfig) -> Worker {
-        Worker { runtime, queue, wake, config }
+        Worker { runtime, queue, wake, config, watched: Arc::default() }
     }
 
     /// Claims and runs due jobs, `concurrency` at a time, until the task is dropped.
@@ -93,13 +96,19 @@ impl Worker {
     }
 
     /// Makes the job due as soon as `transfer` completes or fails, rather than when
-    /// its poll delay runs out, so a finished download is noticed at once. The delay
-    /// stays the fallback (after a restart, nothing watches until the next poll).
+    /// its poll delay runs out, so a finished download is noticed at once. One task
+    /// watches a transfer however often the job polls it; a transfer no task of this
+    /// host runs (gone, or its row left behind by a crash) is not watched, and the
+    /// poll delay applies.
     fn wake_when_settled(&self, job_id: String, transfer: String) {
         let transfers = self.runtime.services().transfers.clone();
-        let (queue, wake) = (self.queue.clone(), self.wake.clone());
+        if !transfers.is_running_here(&transfer) || !lock(&self.watched).insert(transfer.clone()) {
+            return;
+        }
+        let (queue, wake, watched) = (self.queue.clone(), self.wake.clone(), self.watched.clone());
         tokio::spawn(async move {
             transfers.settled(&transfer).await;
+            lock(&watched).remove(&transfer);
             match queue.wake(&job_id, unix_millis()) {
                 Ok(()) => wake.notify_one(),
                 Err(e) => tracing::warn!(job = %job_id, error = %e, "waking a job failed; it runs after its delay"),
@@ -118,4 +127,9 @@ impl Worker {
             self.queue.retry(&job.id, 1000 << job.attempt.min(6), &reason)
         }
     }
+}
+
+/// The set, even if a task panicked while holding it (a set of keys stays valid).
+fn lock(watched: &Mutex<HashSet<String>>) -> MutexGuard<'_, HashSet<String>> {
+    watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

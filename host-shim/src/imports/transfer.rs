@@ -187,7 +187,7 @@ struct Inner {
     config: TransferConfig,
     /// Keys with a task in this process, so a resume never runs a transfer twice.
     active: Mutex<HashSet<String>>,
-    /// Counts transfers that completed or failed, so that waiters wake up.
+    /// Counts transfer tasks that ended (however they ended), so waiters wake up.
     settled: tokio::sync::watch::Sender<u64>,
 }
 
@@ -216,15 +216,20 @@ impl TransferEngine {
         self.status(&req.key)?.ok_or_else(|| TransferError::Io(format!("transfer {} vanished", req.key)))
     }
 
-    /// Returns once the transfer under `key` has completed or failed: at once if it
-    /// has, or if there is none (or its status cannot be read).
+    /// Whether a task of this engine is running the transfer under `key`.
+    pub fn is_running_here(&self, key: &str) -> bool {
+        self.inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(key)
+    }
+
+    /// Returns once no task of this engine runs the transfer under `key` any more:
+    /// it completed or failed (its outcome is recorded by then), or its task ended
+    /// some other way. At once if none runs it.
     pub async fn settled(&self, key: &str) {
-        // Subscribed before looking, so an outcome recorded in between is not missed.
-        let mut outcomes = self.inner.settled.subscribe();
-        while let Ok(Some(TransferStatus::Running { .. })) = self.status(key) {
-            if outcomes.changed().await.is_err() {
-                return;
-            }
+        // Subscribed before looking, so a task that ends in between is not missed.
+        let mut ended = self.inner.settled.subscribe();
+        while self.is_running_here(key) {
+            // The engine owns the sender as long as `self` lives: this cannot fail.
+            let _ = ended.changed().await;
         }
     }
 
@@ -454,7 +459,6 @@ impl TransferEngine {
         if let Err(e) = updated {
             tracing::error!(key, error = %e, "recording a transfer's outcome failed");
         }
-        self.inner.settled.send_modify(|count| *count += 1);
     }
 }
 
@@ -477,9 +481,13 @@ impl ActiveClaim {
 }
 
 impl Drop for ActiveClaim {
+    /// Dropped when the task ends, after its outcome is recorded (or as it unwinds):
+    /// releases the key and wakes whoever waits for it.
     fn drop(&mut self) {
         let mut active = self.inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         active.remove(&self.key);
+        drop(active);
+        self.inner.settled.send_modify(|count| *count += 1);
     }
 }
 

@@ -272,8 +272,9 @@ fn engine_config(runtime: &RuntimeConfig) -> wasmtime::Config {
 
 /// Linear memory (and table) bytes a call may leave resident in its pool slot,
 /// reset in place for the next call: the connector uses about 1.2 MiB. Pages past
-/// this are released as before, so at most 2 MiB per slot stays resident (64 MiB
-/// with the default 32 slots), however much a call grew.
+/// this are released as before, so at most 2 MiB of memory and 2 MiB of tables per
+/// slot stay resident, however much a call grew: 128 MiB at worst with the default
+/// 32 slots, about 1.2 MiB a slot in practice.
 const KEEP_RESIDENT_BYTES: usize = 2 << 20;
 
 /// Resets a slot's memory and tables by copying back only the pages the last call
