@@ -26,6 +26,9 @@ use crate::server::public::INBOUND_PREFIX;
 use crate::server::{self, AppState};
 use crate::worker::Worker;
 
+/// The blob store's folder under the data directory.
+pub const BLOBS_DIR: &str = "blobs";
+
 /// A running host.
 pub struct RunningHost {
     /// Where Frame.io reaches the host (custom actions are under `<public_url>/frameio`).
@@ -76,7 +79,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
 
     let sealing = Arc::new(sealing_key(&config, &data_dir)?);
     let db = Database::open(&data_dir.join("host.sqlite3"))?;
-    let blobs = BlobStore::open(&data_dir.join("blobs"), db.clone())?;
+    let blobs = BlobStore::open(&data_dir.join(BLOBS_DIR), db.clone())?;
     let mut notifications = config.notifications.clone();
     notifications.outbox_dir = under(&data_dir, &notifications.outbox_dir);
     let outbox_dir = notifications.outbox_dir.clone();

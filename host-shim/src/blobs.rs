@@ -56,6 +56,7 @@ impl ContentHash {
     }
 
     /// The hash of a whole file, in one streaming pass.
+    #[cfg(test)]
     fn of_file(file: &File) -> io::Result<ContentHash> {
         let mut hash = ContentHash::new();
         hash.read_from(file, file.metadata()?.len(), &mut vec![0; HASH_BUFFER])?;
@@ -142,7 +143,9 @@ impl BlobStore {
     }
 
     /// Reads a staged file once, computing its SHA-256 (the blob's id), xxHash64 and
-    /// size, and fsyncs it; see [`BlobStore::seal_with`].
+    /// size, and fsyncs it; see [`BlobStore::seal_with`]. Transfers hash as they
+    /// write instead; tests that stage a file whole use this.
+    #[cfg(test)]
     pub fn seal(&self, staged: &Path) -> io::Result<SealedBlob> {
         self.seal_with(staged, || ContentHash::of_file(&File::open(staged)?))
     }
@@ -222,8 +225,14 @@ impl BlobStore {
 
     /// Only ever called with a validated id.
     fn blob_path(&self, id: &str) -> PathBuf {
-        self.root.join("sha256").join(&id[..2]).join(id)
+        blob_file(&self.root, id)
     }
+}
+
+/// Where the blob store rooted at `root` keeps blob `id` (a valid blob id), for
+/// tools that read a host's blobs from outside its process.
+pub fn blob_file(root: &Path, id: &str) -> PathBuf {
+    root.join("sha256").join(&id[..2]).join(id)
 }
 
 /// Whether `id` has the form of a blob id: 64 lowercase hex digits.

@@ -162,7 +162,8 @@ allow_hosts = ["{sim_authority}"]
     )
 }
 
-/// The default data directory layout's blob path, for tests that check bytes on disk.
+/// The file of blob `blob_id` (a valid blob id) under a child's data directory,
+/// for tests that check the bytes on disk.
 pub fn blob_path(data_dir: &Path, blob_id: &str) -> PathBuf {
-    data_dir.join("blobs/sha256").join(&blob_id[..2.min(blob_id.len())]).join(blob_id)
+    crate::blobs::blob_file(&data_dir.join(crate::app::BLOBS_DIR), blob_id)
 }
