@@ -41,6 +41,10 @@ pub struct Figures {
     pub native: Load,
     pub instantiate_on_demand_us: f64,
     pub instantiate_pooled_us: f64,
+    /// One request handled with no HTTP around it, one after another: through a
+    /// fresh pooled instance, and natively.
+    pub handler_component_us: f64,
+    pub handler_native_us: f64,
 }
 
 /// Runs both allocators, and the load runs with the pooled one.
@@ -51,13 +55,21 @@ pub async fn measure(component: &std::path::Path, work: &std::path::Path) -> any
     let pooled = mean_call_micros(&world).await?;
     let (binding_id, secret) = bind(&world).await?;
     let body = expired_submission(&world, &binding_id).await?;
+    let (handler_component_us, handler_native_us) = handler_micros(&world, &binding_id, &body, &secret).await?;
     let component_url = format!("{}/frameio/actions/{binding_id}", world.host.public_url);
     let component_load = load(&component_url, &body, &secret).await?;
     let native_url = serve_native(world.host.services.clone()).await?;
     let native_load = load(&format!("{native_url}/actions/{binding_id}"), &body, &secret).await?;
     world.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Figures { component: component_load, native: native_load, instantiate_on_demand_us: on_demand, instantiate_pooled_us: pooled })
+    Ok(Figures {
+        component: component_load,
+        native: native_load,
+        instantiate_on_demand_us: on_demand,
+        instantiate_pooled_us: pooled,
+        handler_component_us,
+        handler_native_us,
+    })
 }
 
 async fn start_world(component: &std::path::Path, work: &std::path::Path, dir: &std::path::Path, pool: u32) -> anyhow::Result<World> {
@@ -88,6 +100,47 @@ async fn mean_call_micros(world: &World) -> anyhow::Result<f64> {
         world.host.runtime.describe().await?;
     }
     Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(INSTANTIATIONS))
+}
+
+/// Mean time of one signed submission handled with no HTTP around it, through the
+/// component and natively: the cost of the sandbox itself.
+async fn handler_micros(world: &World, binding_id: &str, body: &[u8], secret: &str) -> anyhow::Result<(f64, f64)> {
+    let ts = crate::server::unix_now();
+    let headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("x-frameio-request-timestamp".to_string(), ts.to_string()),
+        ("x-frameio-signature".to_string(), frameio_sim::sign(secret, ts as i64, body)),
+    ];
+    let path = format!("/actions/{binding_id}");
+    let request = crate::runtime::inbound::Request {
+        method: "POST".into(),
+        path: path.clone(),
+        query: String::new(),
+        headers: headers.clone(),
+        body: body.to_vec(),
+        received_at: ts,
+    };
+    let native_request = frameio_connector::inbound::Request { method: "POST".into(), path, query: String::new(), headers, body: body.to_vec(), received_at: ts };
+    let native = NativeHost(world.host.services.clone());
+    let mut component = 0.0;
+    let mut natively = 0.0;
+    // Interleaved rounds, so a change in the machine's load touches both alike.
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..INSTANTIATIONS / 5 {
+            let reply = world.host.runtime.handle_inbound(&request).await?;
+            anyhow::ensure!(reply.status == 200, "the component answered {}", reply.status);
+        }
+        component += started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        for _ in 0..INSTANTIATIONS / 5 {
+            let reply = frameio_connector::inbound::handle(&native, &native_request);
+            anyhow::ensure!(reply.status == 200, "the native handler answered {}", reply.status);
+        }
+        natively += started.elapsed().as_secs_f64();
+    }
+    let per_call = |secs: f64| secs * 1e6 / f64::from(INSTANTIATIONS);
+    Ok((per_call(component), per_call(natively)))
 }
 
 /// A bound folder, and its signing secret (read back as only a test or bench may).
