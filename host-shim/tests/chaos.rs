@@ -29,7 +29,6 @@ use host_shim::harness::{AdminClient, fixture};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 /// Pushes delivered at the same time, as several Frame.io users would.
@@ -288,13 +287,13 @@ async fn check_documents(admin: &AdminClient, folder_id: &str, assets: &[(String
         }
         let document = admin.document(docs[0]["id"].as_str().unwrap_or_default()).await?;
         let blob_id = document["versions"][0]["blob_id"].as_str().unwrap_or_default().to_string();
-        let expected = expected_sha256(asset_id, *size);
+        let expected = expected_blob_id(asset_id, *size);
         if blob_id != expected {
             report.mismatches.push(format!("{asset_id}: blob {blob_id}, expected {expected}"));
             continue;
         }
         let path = blob_path(&dir.join("data"), &blob_id);
-        let on_disk = hex::encode(Sha256::digest(std::fs::read(&path).with_context(|| path.display().to_string())?));
+        let on_disk = blake3::hash(&std::fs::read(&path).with_context(|| path.display().to_string())?).to_hex().to_string();
         if on_disk != expected {
             report.mismatches.push(format!("{asset_id}: the blob file's bytes hash to {on_disk}"));
         }
@@ -302,9 +301,9 @@ async fn check_documents(admin: &AdminClient, folder_id: &str, assets: &[(String
     Ok(report)
 }
 
-fn expected_sha256(asset_id: &str, size: u64) -> String {
+fn expected_blob_id(asset_id: &str, size: u64) -> String {
     let content = Content::new(asset_id, size);
     let mut bytes = vec![0u8; size as usize];
     content.fill(0, &mut bytes);
-    hex::encode(Sha256::digest(&bytes))
+    blake3::hash(&bytes).to_hex().to_string()
 }

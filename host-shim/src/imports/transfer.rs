@@ -984,10 +984,10 @@ mod tests {
             std::fs::read_dir(&self.tmp).unwrap().count()
         }
 
-        /// The blob is `body`: its id is the SHA-256 and its checksum the xxHash64 of
+        /// The blob is `body`: its id is the BLAKE3 hash and its checksum the xxHash64 of
         /// exactly these bytes, and its file holds them.
         fn assert_blob_is(&self, blob: &BlobInfo, body: &[u8]) {
-            assert_eq!(blob.id, hex::encode(Sha256::digest(body)));
+            assert_eq!(blob.id, blake3::hash(body).to_hex().as_str());
             assert_eq!(blob.xxhash64, format!("{:016x}", xxh64(body, 0)));
             assert_eq!(blob.size, body.len() as u64);
             assert!(std::fs::read(self.blobs.path(&blob.id).unwrap()).unwrap() == body, "the blob's bytes differ");
@@ -1054,8 +1054,7 @@ mod tests {
         assert_eq!(f.staging_files(), 0);
         let blobs: i64 = f.db.with(|c| c.query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))).unwrap();
         assert_eq!(blobs, 0);
-        let sha = hex::encode(Sha256::digest(&body));
-        assert_eq!(f.blobs.path(&sha), None);
+        assert_eq!(f.blobs.path(blake3::hash(&body).to_hex().as_str()), None);
     }
 
     #[tokio::test]

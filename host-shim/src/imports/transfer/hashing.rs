@@ -1,6 +1,6 @@
 //! Hashing a transfer's file while it downloads.
 //!
-//! SHA-256 and xxHash64 are sequential, and ranges land in parallel and out of order,
+//! The blob's hashes are sequential, and ranges land in parallel and out of order,
 //! so only the file's written prefix can be hashed. A thread follows that prefix as
 //! writes extend it and reads the bytes back from the file, while they are still in
 //! the page cache, instead of one pass over the whole file once the last range has
@@ -156,7 +156,6 @@ impl Extents {
 mod tests {
     use std::io::Write;
 
-    use sha2::{Digest, Sha256};
     use xxhash_rust::xxh64::xxh64;
 
     use super::*;
@@ -201,7 +200,7 @@ mod tests {
         }
         let info = hasher.finish().unwrap().info();
         assert_eq!(info.size, body.len() as u64);
-        assert_eq!(info.id, hex::encode(Sha256::digest(&body)));
+        assert_eq!(info.id, blake3::hash(&body).to_hex().as_str());
         assert_eq!(info.xxhash64, format!("{:016x}", xxh64(&body, 0)));
     }
 
