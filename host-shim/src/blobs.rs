@@ -49,14 +49,19 @@ impl ContentHash {
         self.size
     }
 
+    /// Hashes the next `bytes` of the content.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.id.update(bytes);
+        self.xxh.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
     /// Hashes `file`'s bytes from [`ContentHash::size`] up to `end`, through `buf`.
     pub fn read_from(&mut self, file: &File, end: u64, buf: &mut [u8]) -> io::Result<()> {
         while self.size < end {
             let n = (end - self.size).min(buf.len() as u64) as usize;
             file.read_exact_at(&mut buf[..n], self.size)?;
-            self.id.update(&buf[..n]);
-            self.xxh.update(&buf[..n]);
-            self.size += n as u64;
+            self.update(&buf[..n]);
         }
         Ok(())
     }

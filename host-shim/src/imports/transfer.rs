@@ -9,10 +9,12 @@
 //!    `concurrency` at a time, each pinned to that ETag with `If-Range` so that an
 //!    object replaced mid-transfer is detected rather than spliced;
 //! 3. streams each range to its offset in the file (memory per range is bounded by a
-//!    small write buffer), retrying a range from where it stopped after a 5xx or a
-//!    broken connection, and starts the disk's writeback of each range that is done;
-//! 4. meanwhile hashes the file's written prefix as it grows ([`hashing`]), so that
-//!    once the last range lands only the tail is left to hash;
+//!    small write buffer), with direct I/O where the file system allows it
+//!    ([`staging`]), retrying a range from where it stopped after a 5xx or a broken
+//!    connection, and starts the disk's writeback of each range that is done;
+//! 4. meanwhile hashes the file's written prefix as it grows ([`hashing`]), from
+//!    copies of the bytes just written, so that once the last range lands only the
+//!    tail is left to hash;
 //! 5. fsyncs the file, checks size and xxHash64, and installs it as a blob.
 //!
 //! A failed transfer leaves neither a staging file nor a blob. After a host restart,
@@ -24,7 +26,6 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,8 +44,10 @@ use super::http::{EgressError, EgressPolicy, address_denied, error_chain, reques
 use crate::blobs::{BlobInfo, BlobStore};
 use crate::db::{Database, unix_secs};
 use hashing::PrefixHasher;
+use staging::{AlignedBuf, BLOCK, StagingFile};
 
 mod hashing;
+mod staging;
 
 /// Longest transfer key, in bytes (from the WIT).
 pub const MAX_KEY_BYTES: usize = 256;
@@ -52,8 +55,10 @@ pub const MAX_KEY_BYTES: usize = 256;
 const MIN_RANGE_SIZE: u64 = 64 * 1024;
 /// Most ranges in flight at once that the config may ask for.
 const MAX_CONCURRENCY: usize = 64;
-/// Bytes of a range collected before they are written out.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Bytes of a range collected before they are written out: a multiple of the block.
+/// Direct writes wait for the disk, so they must be large: 1 MiB measured faster
+/// than 256 KiB and than 2 MiB.
+const WRITE_BUFFER: usize = 1024 * 1024;
 /// How often progress is recorded.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest a response may stay silent before the attempt counts as failed.
@@ -72,7 +77,10 @@ pub struct TransferConfig {
     /// `*.frame.io`, `*.amazonaws.com`, `*.cloudfront.net`. Private addresses follow
     /// `[http] allow_private_networks`.
     pub allow_hosts: Vec<String>,
-    /// Bytes per range request; at least 64 KiB. Default 8 MiB.
+    /// Bytes per range request; at least 64 KiB, and a multiple of 4 KiB (so that
+    /// every range starts on a block boundary, for direct I/O). Default 4 MiB: on the
+    /// benchmark's machine 4 MiB beat 2 and 8 MiB (larger ranges run further ahead of
+    /// the hashed prefix than the hasher keeps in memory).
     pub range_size: u64,
     /// Range requests in flight per transfer, 1 to 64. Default 4.
     pub concurrency: usize,
@@ -80,16 +88,21 @@ pub struct TransferConfig {
     pub max_range_retries: u32,
     /// Largest `expected-size` accepted. Default 1 TiB.
     pub max_file_size: u64,
+    /// Write whole blocks with `O_DIRECT` (Linux), bypassing the page cache: faster
+    /// to durable where copying into the page cache is the bottleneck. Falls back to
+    /// buffered writes by itself where the file system refuses it. Default true.
+    pub direct_io: bool,
 }
 
 impl Default for TransferConfig {
     fn default() -> Self {
         TransferConfig {
             allow_hosts: vec!["*.frame.io".into(), "*.amazonaws.com".into(), "*.cloudfront.net".into()],
-            range_size: 8 << 20,
+            range_size: 4 << 20,
             concurrency: 4,
             max_range_retries: 5,
             max_file_size: 1 << 40,
+            direct_io: true,
         }
     }
 }
@@ -195,6 +208,7 @@ impl TransferEngine {
     /// An engine downloading into `blobs`, allowed to reach what `egress` allows.
     pub fn new(db: Database, blobs: BlobStore, egress: EgressPolicy, config: TransferConfig) -> anyhow::Result<TransferEngine> {
         anyhow::ensure!(config.range_size >= MIN_RANGE_SIZE, "transfer.range_size must be at least {MIN_RANGE_SIZE}");
+        anyhow::ensure!(config.range_size % BLOCK as u64 == 0, "transfer.range_size must be a multiple of {BLOCK}");
         anyhow::ensure!(
             (1..=MAX_CONCURRENCY).contains(&config.concurrency),
             "transfer.concurrency must be 1 to {MAX_CONCURRENCY}"
@@ -367,17 +381,13 @@ impl TransferEngine {
 
     async fn download_to(&self, req: &DownloadRequest, staged: &Path) -> Result<BlobInfo, TransferError> {
         let file = {
-            let (path, size) = (staged.to_path_buf(), req.expected_size);
-            blocking(move || {
-                let file = File::options().read(true).write(true).create(true).truncate(true).open(path)?;
-                file.set_len(size)?;
-                Ok(Arc::new(file))
-            })
-            .await?
+            let (path, size, direct) = (staged.to_path_buf(), req.expected_size, self.inner.config.direct_io);
+            Arc::new(blocking(move || StagingFile::create(&path, size, direct)).await?)
         };
         let started = Instant::now();
         // Dropped with this future if the fetch fails, which stops its thread.
-        let hasher = PrefixHasher::start(file.clone(), req.expected_size).map_err(disk)?;
+        let hasher = PrefixHasher::start(file.file().clone(), req.expected_size, hashing::HELD_BYTES).map_err(disk)?;
+        let direct = file.is_direct();
         if req.expected_size > 0 {
             self.fetch_with_progress(req, file, &hasher).await?;
         }
@@ -387,6 +397,7 @@ impl TransferEngine {
         tracing::info!(
             key = %req.key,
             bytes = req.expected_size,
+            direct,
             fetch_ms = fetched.as_millis() as u64,
             seal_ms = (started.elapsed() - fetched).as_millis() as u64,
             "transfer fetched, hashed and synced"
@@ -400,7 +411,7 @@ impl TransferEngine {
     }
 
     /// Fetches every range while a separate task records progress once a second.
-    async fn fetch_with_progress(&self, req: &DownloadRequest, file: Arc<File>, hasher: &PrefixHasher) -> Result<(), TransferError> {
+    async fn fetch_with_progress(&self, req: &DownloadRequest, file: Arc<StagingFile>, hasher: &PrefixHasher) -> Result<(), TransferError> {
         let fetch = RangeFetch::new(self, req, file, hasher)?;
         let reporter = tokio::spawn({
             let (engine, key, done) = (self.clone(), req.key.clone(), fetch.done.clone());
@@ -515,7 +526,7 @@ struct RangeFetch<'a> {
     client: reqwest::Client,
     url: Url,
     headers: HeaderMap,
-    file: Arc<File>,
+    file: Arc<StagingFile>,
     total: u64,
     max_retries: u32,
     /// The first response's strong ETag, sent as `If-Range` by every later request.
@@ -524,13 +535,15 @@ struct RangeFetch<'a> {
     done: Arc<AtomicU64>,
     /// Told of every write, to hash the file as it is written.
     hasher: &'a PrefixHasher,
+    /// Write buffers between attempts, so each is allocated once per transfer.
+    buffers: Mutex<Vec<AlignedBuf>>,
 }
 
 impl<'a> RangeFetch<'a> {
     fn new(
         engine: &TransferEngine,
         req: &DownloadRequest,
-        file: Arc<File>,
+        file: Arc<StagingFile>,
         hasher: &'a PrefixHasher,
     ) -> Result<RangeFetch<'a>, TransferError> {
         let url = engine.inner.egress.check_url(&req.url).map_err(egress_error)?;
@@ -547,6 +560,7 @@ impl<'a> RangeFetch<'a> {
             validator: None,
             done: Arc::new(AtomicU64::new(0)),
             hasher,
+            buffers: Mutex::new(Vec::new()),
         })
     }
 
@@ -577,7 +591,7 @@ impl<'a> RangeFetch<'a> {
         loop {
             match self.attempt(&mut pos, end).await {
                 Ok(etag) => {
-                    let file = self.file.clone();
+                    let file = self.file.file().clone();
                     blocking(move || start_writeback(&file, start, end + 1 - start)).await?;
                     return Ok(etag);
                 }
@@ -608,45 +622,80 @@ impl<'a> RangeFetch<'a> {
         if self.validator.is_some() && etag.is_some() && etag != self.validator {
             return Err(Failure::Fatal(TransferError::Io("the source changed during the transfer".into())));
         }
-        let mut buf = Vec::with_capacity(WRITE_BUFFER);
+        let mut buf = self.buffer();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
                     if *pos + (buf.len() + chunk.len()) as u64 > end + 1 {
                         return Err(Failure::Fatal(TransferError::Io(format!("the source sent more than bytes {pos}-{end}"))));
                     }
-                    buf.extend_from_slice(&chunk);
-                    if buf.len() >= WRITE_BUFFER {
-                        buf = self.write(pos, buf).await?;
+                    let mut rest = &chunk[..];
+                    while !rest.is_empty() {
+                        rest = &rest[buf.fill_from(rest)..];
+                        if buf.is_full() {
+                            buf = self.write_blocks(pos, buf).await?;
+                        }
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    // Keep what arrived, so the retry asks only for the rest.
-                    self.write(pos, buf).await?;
+                    // Keep the whole blocks that arrived, so the retry asks only for the
+                    // rest; it asks again for the few bytes past the last whole block.
+                    self.give_back(self.write_blocks(pos, buf).await?);
                     return Err(Failure::from_client(e));
                 }
             }
         }
-        self.write(pos, buf).await?;
-        if *pos <= end {
-            return Err(Failure::Retryable(format!("the response ended early, at byte {pos} of a range ending at {end}")));
+        buf = self.write_blocks(pos, buf).await?;
+        if *pos + buf.len() as u64 <= end {
+            let stopped = *pos + buf.len() as u64;
+            self.give_back(buf);
+            return Err(Failure::Retryable(format!("the response ended early, at byte {stopped} of a range ending at {end}")));
         }
+        // Less than a block is left: the end of the file, written through the page cache.
+        self.give_back(self.write_tail(pos, buf).await?);
         Ok(etag)
     }
 
-    /// Writes `buf` at `*pos` and advances it; hands the emptied buffer back for reuse.
-    async fn write(&self, pos: &mut u64, mut buf: Vec<u8>) -> Result<Vec<u8>, Failure> {
+    /// A write buffer: one an earlier attempt gave back, or a new one.
+    fn buffer(&self) -> AlignedBuf {
+        let spare = self.buffers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        spare.unwrap_or_else(|| AlignedBuf::new(WRITE_BUFFER))
+    }
+
+    /// Keeps a write buffer for the next attempt, emptied.
+    fn give_back(&self, mut buf: AlignedBuf) {
+        buf.consume(buf.len());
+        self.buffers.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(buf);
+    }
+
+    /// Writes the whole blocks at the start of `buf` at `*pos` (a block boundary)
+    /// and advances it; returns the buffer with what is left, less than a block.
+    async fn write_blocks(&self, pos: &mut u64, buf: AlignedBuf) -> Result<AlignedBuf, Failure> {
+        let (file, offset) = (self.file.clone(), *pos);
+        let (mut buf, n) = blocking(move || file.write_blocks(&buf, offset).map(|n| (buf, n))).await.map_err(Failure::Fatal)?;
+        self.wrote(pos, &buf.bytes()[..n]);
+        buf.consume(n);
+        Ok(buf)
+    }
+
+    /// Writes the last bytes of the file, fewer than a block, at `*pos`; returns the
+    /// buffer.
+    async fn write_tail(&self, pos: &mut u64, buf: AlignedBuf) -> Result<AlignedBuf, Failure> {
         if buf.is_empty() {
             return Ok(buf);
         }
         let (file, offset) = (self.file.clone(), *pos);
-        buf = blocking(move || file.write_all_at(&buf, offset).map(|()| buf)).await.map_err(Failure::Fatal)?;
-        *pos += buf.len() as u64;
-        self.hasher.written(offset, *pos);
-        self.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        buf.clear();
+        let buf = blocking(move || file.write_tail(buf.bytes(), offset).map(|()| buf)).await.map_err(Failure::Fatal)?;
+        self.wrote(pos, buf.bytes());
         Ok(buf)
+    }
+
+    /// Accounts for `bytes` just written at `*pos`, and advances it.
+    fn wrote(&self, pos: &mut u64, bytes: &[u8]) {
+        self.hasher.written(*pos, bytes);
+        *pos += bytes.len() as u64;
+        self.done.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
 }
 

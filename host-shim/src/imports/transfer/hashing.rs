@@ -2,11 +2,15 @@
 //!
 //! The blob's hashes are sequential, and ranges land in parallel and out of order,
 //! so only the file's written prefix can be hashed. A thread follows that prefix as
-//! writes extend it and reads the bytes back from the file, while they are still in
-//! the page cache, instead of one pass over the whole file once the last range has
-//! landed: by then only the tail is left to hash. Reading back what was written,
-//! rather than hashing buffers in flight, makes the hash exactly the file's, whatever
-//! order, retries and resumed ranges the writes went through.
+//! writes extend it, instead of one pass over the whole file once the last range has
+//! landed: by then only the tail is left to hash.
+//!
+//! Direct writes leave nothing in the page cache to read back cheaply, so every write
+//! hands the hasher a copy of its bytes, which it keeps until the prefix reaches them,
+//! up to a budget. Bytes past the budget (a range that stalls while the others run
+//! ahead) are read back from the file when the prefix gets there. Either way the hash
+//! covers exactly the bytes written at each offset, whatever order, retries and
+//! resumed ranges the writes went through.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -15,6 +19,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::blobs::{ContentHash, HASH_BUFFER};
+
+/// Bytes of written pieces a transfer's hasher keeps in memory. With the default 4
+/// ranges of 4 MiB in flight, the three behind the prefix run up to about 12 MiB
+/// ahead of it; the budget bounds memory when one range stalls while the others go
+/// on, and what does not fit is read back from the file.
+pub const HELD_BYTES: usize = 16 << 20;
 
 /// Hashes a file's bytes in order as they are reported written. Dropping it before
 /// [`PrefixHasher::finish`] stops the thread.
@@ -27,21 +37,38 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when the prefix grows or the state ends.
     changed: Condvar,
+    /// Most bytes `State::held` may hold.
+    max_held: usize,
 }
 
 #[derive(Default)]
 struct State {
     written: Extents,
+    /// Copies of written pieces not hashed yet, by offset.
+    held: BTreeMap<u64, Vec<u8>>,
+    /// Bytes in `held`, and in copies being made for it.
+    held_bytes: usize,
+    /// Emptied copies, reused for the next pieces: at most what the budget can hold.
+    spares: Vec<Vec<u8>>,
     /// No more writes will be reported: hash to the end, or fail if it is not written.
     finished: bool,
     /// The transfer failed: stop now.
     abandoned: bool,
 }
 
+/// What the hashing thread does next.
+enum Step {
+    /// Hash these bytes, which come next.
+    Held(Vec<u8>),
+    /// Read the file up to here and hash it.
+    ReadTo(u64),
+}
+
 impl PrefixHasher {
-    /// Starts hashing `file`, of `total` bytes, as its bytes are reported written.
-    pub fn start(file: Arc<File>, total: u64) -> io::Result<PrefixHasher> {
-        let shared = Arc::new(Shared { state: Mutex::default(), changed: Condvar::new() });
+    /// Starts hashing `file`, of `total` bytes, as its bytes are reported written,
+    /// keeping copies of at most `max_held` bytes.
+    pub fn start(file: Arc<File>, total: u64, max_held: usize) -> io::Result<PrefixHasher> {
+        let shared = Arc::new(Shared { state: Mutex::default(), changed: Condvar::new(), max_held });
         let thread = std::thread::Builder::new().name("transfer-hash".into()).spawn({
             let shared = shared.clone();
             move || hash_prefix(&shared, &file, total)
@@ -49,15 +76,36 @@ impl PrefixHasher {
         Ok(PrefixHasher { shared, thread: Some(thread) })
     }
 
-    /// Records that bytes `start..end` of the file are written (and readable).
-    /// Every byte is written once.
-    pub fn written(&self, start: u64, end: u64) {
+    /// Records that `bytes` are written at offset `start` of the file (and readable
+    /// there), keeping a copy if the budget allows. Every byte is written once.
+    pub fn written(&self, start: u64, bytes: &[u8]) {
+        let copy = self.copy_within_budget(bytes);
         let mut state = self.shared.lock();
         let before = state.written.prefix();
-        state.written.add(start, end);
+        state.written.add(start, start + bytes.len() as u64);
+        if let Some(copy) = copy {
+            state.held.insert(start, copy);
+        }
         if state.written.prefix() > before {
             self.shared.changed.notify_one();
         }
+    }
+
+    /// A copy of `bytes` in a reused buffer, if the budget has room for it. The copy
+    /// is made without holding the lock.
+    fn copy_within_budget(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let spare = {
+            let mut state = self.shared.lock();
+            if bytes.is_empty() || state.held_bytes + bytes.len() > self.shared.max_held {
+                return None;
+            }
+            state.held_bytes += bytes.len();
+            state.spares.pop()
+        };
+        let mut copy = spare.unwrap_or_default();
+        copy.clear();
+        copy.extend_from_slice(bytes);
+        Some(copy)
     }
 
     /// Waits until the whole file is hashed (blocking), once every byte is reported
@@ -78,6 +126,15 @@ impl Drop for PrefixHasher {
 }
 
 impl Shared {
+    /// Returns a hashed copy's room to the budget, and the buffer for reuse.
+    fn release(&self, copy: Vec<u8>) {
+        let mut state = self.lock();
+        state.held_bytes -= copy.len();
+        if state.spares.iter().map(Vec::capacity).sum::<usize>() + copy.capacity() <= self.max_held {
+            state.spares.push(copy);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -87,18 +144,25 @@ impl Shared {
         self.changed.notify_one();
     }
 
-    /// Waits until bytes past `hashed` are written and returns where the next read
-    /// should stop (at most one buffer on); `None` if hashing is to stop. Reading a
-    /// buffer at a time keeps an abandoned transfer from hashing on.
-    fn next_end(&self, hashed: u64) -> Option<u64> {
+    /// Waits until bytes past `hashed` are written and says how to hash the next of
+    /// them: the copy held for that offset, or else a read of the file up to the next
+    /// held copy (at most one buffer on); `None` if hashing is to stop. A piece at a
+    /// time keeps an abandoned transfer from hashing on.
+    fn next_step(&self, hashed: u64) -> Option<Step> {
         let mut state = self.lock();
         loop {
-            let prefix = state.written.prefix();
             if state.abandoned {
                 return None;
             }
+            let prefix = state.written.prefix();
             if prefix > hashed {
-                return Some(prefix.min(hashed + HASH_BUFFER as u64));
+                if let Some(bytes) = state.held.remove(&hashed) {
+                    return Some(Step::Held(bytes));
+                }
+                // No piece starts inside bytes already written, so a read that stops
+                // at the next held piece skips none.
+                let next_held = state.held.range(hashed..).next().map_or(u64::MAX, |(&offset, _)| offset);
+                return Some(Step::ReadTo(prefix.min(next_held).min(hashed + HASH_BUFFER as u64)));
             }
             if state.finished {
                 return None;
@@ -111,12 +175,23 @@ impl Shared {
 /// The hashing thread: hashes the written prefix until it covers `total` bytes.
 fn hash_prefix(shared: &Shared, file: &File, total: u64) -> io::Result<ContentHash> {
     let mut hash = ContentHash::new();
-    let mut buf = vec![0; HASH_BUFFER];
+    // Allocated on the first read back: with every piece held, never.
+    let mut buf = Vec::new();
     while hash.size() < total {
-        let Some(end) = shared.next_end(hash.size()) else {
-            return Err(io::Error::other(format!("hashing stopped at byte {} of {total}: the rest was not written", hash.size())));
-        };
-        hash.read_from(file, end, &mut buf)?;
+        match shared.next_step(hash.size()) {
+            Some(Step::Held(bytes)) => {
+                hash.update(&bytes);
+                shared.release(bytes);
+            }
+            Some(Step::ReadTo(end)) => {
+                buf.resize(HASH_BUFFER, 0);
+                hash.read_from(file, end, &mut buf)?;
+            }
+            None => {
+                let at = hash.size();
+                return Err(io::Error::other(format!("hashing stopped at byte {at} of {total}: the rest was not written")));
+            }
+        }
     }
     Ok(hash)
 }
@@ -192,11 +267,11 @@ mod tests {
     fn writes_reported_out_of_order_hash_the_whole_file() {
         let body = content(5 * HASH_BUFFER + 17);
         let (_tmp, file) = staged(&body);
-        let hasher = PrefixHasher::start(file, body.len() as u64).unwrap();
+        let hasher = PrefixHasher::start(file, body.len() as u64, HELD_BYTES).unwrap();
         // Pieces of four "ranges", the later ones first.
         let cuts = [0, 1000, HASH_BUFFER, 3 * HASH_BUFFER + 5, 4 * HASH_BUFFER, body.len()];
         for pair in cuts.windows(2).rev() {
-            hasher.written(pair[0] as u64, pair[1] as u64);
+            hasher.written(pair[0] as u64, &body[pair[0]..pair[1]]);
         }
         let info = hasher.finish().unwrap().info();
         assert_eq!(info.size, body.len() as u64);
@@ -205,12 +280,31 @@ mod tests {
     }
 
     #[test]
+    fn held_copies_are_hashed_and_the_rest_read_back() {
+        // The file holds `body`; the pieces reported carry other bytes, so the hash
+        // shows where each piece was hashed from.
+        let body = content(5000);
+        let reported: Vec<u8> = body.iter().map(|b| !b).collect();
+        let (_tmp, file) = staged(&body);
+        // Room for two pieces of 1000 bytes. Nothing is hashed before the piece at 0
+        // arrives last, so the two reported first are the two held.
+        let hasher = PrefixHasher::start(file, 5000, 2000).unwrap();
+        for start in [4000, 3000, 2000, 1000, 0] {
+            hasher.written(start as u64, &reported[start..start + 1000]);
+        }
+        let expected = [&body[..3000], &reported[3000..]].concat();
+        let info = hasher.finish().unwrap().info();
+        assert_eq!(info.id, blake3::hash(&expected).to_hex().as_str());
+        assert_eq!(info.xxhash64, format!("{:016x}", xxh64(&expected, 0)));
+    }
+
+    #[test]
     fn finishing_with_bytes_never_written_fails() {
         let body = content(1000);
         let (_tmp, file) = staged(&body);
-        let hasher = PrefixHasher::start(file, 1000).unwrap();
-        hasher.written(0, 400);
-        hasher.written(500, 1000);
+        let hasher = PrefixHasher::start(file, 1000, HELD_BYTES).unwrap();
+        hasher.written(0, &body[..400]);
+        hasher.written(500, &body[500..]);
         let err = hasher.finish().err().expect("a gap cannot be hashed");
         assert!(err.to_string().contains("stopped at byte 400 of 1000"), "{err}");
     }
@@ -218,7 +312,7 @@ mod tests {
     #[test]
     fn dropping_stops_the_thread() {
         let (_tmp, file) = staged(&content(10));
-        let hasher = PrefixHasher::start(file, 10).unwrap();
+        let hasher = PrefixHasher::start(file, 10, HELD_BYTES).unwrap();
         let shared = hasher.shared.clone();
         drop(hasher);
         // The thread held the other reference; it lets go once it has stopped.
