@@ -906,6 +906,7 @@ mod tests {
         hits: Arc<AtomicUsize>,
         cut: Arc<AtomicBool>,
         if_range_seen: Arc<Mutex<Vec<String>>>,
+        ranges_seen: Arc<Mutex<Vec<(u64, u64)>>>,
     }
 
     const RANGE: u64 = MIN_RANGE_SIZE;
@@ -930,6 +931,7 @@ mod tests {
             hits: Arc::new(AtomicUsize::new(0)),
             cut: Arc::new(AtomicBool::new(false)),
             if_range_seen: Arc::new(Mutex::new(vec![])),
+            ranges_seen: Arc::new(Mutex::new(vec![])),
         };
         let router = Router::new().route("/media", get(serve_media)).with_state(state.clone());
         (serve(router).await, state)
@@ -967,14 +969,21 @@ mod tests {
         let Some((first, last)) = requested_range(&headers, len) else {
             return (AxumStatus::RANGE_NOT_SATISFIABLE, [("content-range", format!("bytes */{len}"))]).into_response();
         };
+        src.ranges_seen.lock().unwrap().push((first, last));
         let part = src.body.slice(first as usize..=last as usize);
         let content_range = format!("bytes {first}-{last}/{len}");
         let headers = [("etag", etag.to_string()), ("content-range", content_range)];
         if src.mode == Mode::CutsOnce && first == RANGE && !src.cut.swap(true, Ordering::SeqCst) {
-            // Promise the whole range, send half, then break the connection.
-            let half = part.slice(..part.len() / 2);
-            let chunks: Vec<Result<Bytes, io::Error>> = vec![Ok(half), Err(io::Error::other("cut"))];
-            let mut response = (AxumStatus::PARTIAL_CONTENT, headers, Body::from_stream(stream::iter(chunks))).into_response();
+            // Promise the whole range, send a bit more than half (not a whole number
+            // of blocks), then break the connection.
+            // The pause lets the first part reach the client before the connection breaks.
+            let half = part.slice(..part.len() / 2 + 1000);
+            let cut = async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err::<Bytes, _>(io::Error::other("cut"))
+            };
+            let body = stream::once(async { Ok(half) }).chain(stream::once(cut));
+            let mut response = (AxumStatus::PARTIAL_CONTENT, headers, Body::from_stream(body)).into_response();
             response.headers_mut().insert("content-length", part.len().into());
             return response;
         }
@@ -1147,6 +1156,10 @@ mod tests {
         let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
         f.assert_blob_is(&blob, &body);
         assert_eq!(src.hits.load(Ordering::SeqCst), 4, "three ranges and one retry");
+        // The retry starts at the last whole block that arrived: the bytes after it
+        // are asked for again rather than written through the page cache.
+        let retry_from = RANGE + (RANGE / 2 + 1000) / BLOCK as u64 * BLOCK as u64;
+        assert!(src.ranges_seen.lock().unwrap().contains(&(retry_from, 2 * RANGE - 1)), "{:?}", src.ranges_seen.lock().unwrap());
     }
 
     #[tokio::test]
