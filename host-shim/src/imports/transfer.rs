@@ -11,7 +11,8 @@
 //! 3. streams each range to its offset in the file (memory per range is bounded by a
 //!    small write buffer), with direct I/O where the file system allows it
 //!    ([`staging`]), retrying a range from where it stopped after a 5xx or a broken
-//!    connection, and starts the disk's writeback of each range that is done;
+//!    connection; writing through the page cache, it starts the disk's writeback of
+//!    each range that is done;
 //! 4. meanwhile hashes the file's written prefix as it grows ([`hashing`]), from
 //!    copies of the bytes just written, so that once the last range lands only the
 //!    tail is left to hash;
@@ -43,7 +44,7 @@ use url::Url;
 use super::http::{EgressError, EgressPolicy, address_denied, error_chain, request_headers};
 use crate::blobs::{BlobInfo, BlobStore};
 use crate::db::{Database, unix_secs};
-use hashing::PrefixHasher;
+use hashing::{HashFeed, PrefixHasher};
 use staging::{AlignedBuf, BLOCK, StagingFile};
 
 mod hashing;
@@ -412,7 +413,7 @@ impl TransferEngine {
 
     /// Fetches every range while a separate task records progress once a second.
     async fn fetch_with_progress(&self, req: &DownloadRequest, file: Arc<StagingFile>, hasher: &PrefixHasher) -> Result<(), TransferError> {
-        let fetch = RangeFetch::new(self, req, file, hasher)?;
+        let fetch = RangeFetch::new(self, req, file, hasher.feed())?;
         let reporter = tokio::spawn({
             let (engine, key, done) = (self.clone(), req.key.clone(), fetch.done.clone());
             async move { engine.report_progress(&key, &done).await }
@@ -522,7 +523,7 @@ impl Failure {
 }
 
 /// The shared state of one transfer's range requests.
-struct RangeFetch<'a> {
+struct RangeFetch {
     client: reqwest::Client,
     url: Url,
     headers: HeaderMap,
@@ -534,18 +535,13 @@ struct RangeFetch<'a> {
     /// Bytes written to the file so far.
     done: Arc<AtomicU64>,
     /// Told of every write, to hash the file as it is written.
-    hasher: &'a PrefixHasher,
+    hasher: HashFeed,
     /// Write buffers between attempts, so each is allocated once per transfer.
     buffers: Mutex<Vec<AlignedBuf>>,
 }
 
-impl<'a> RangeFetch<'a> {
-    fn new(
-        engine: &TransferEngine,
-        req: &DownloadRequest,
-        file: Arc<StagingFile>,
-        hasher: &'a PrefixHasher,
-    ) -> Result<RangeFetch<'a>, TransferError> {
+impl RangeFetch {
+    fn new(engine: &TransferEngine, req: &DownloadRequest, file: Arc<StagingFile>, hasher: HashFeed) -> Result<RangeFetch, TransferError> {
         let url = engine.inner.egress.check_url(&req.url).map_err(egress_error)?;
         let mut headers = request_headers(&req.headers, ENGINE_HEADERS).map_err(TransferError::InvalidRequest)?;
         // Byte offsets must be offsets in the object itself, not in an encoding of it.
@@ -591,8 +587,12 @@ impl<'a> RangeFetch<'a> {
         loop {
             match self.attempt(&mut pos, end).await {
                 Ok(etag) => {
-                    let file = self.file.file().clone();
-                    blocking(move || start_writeback(&file, start, end + 1 - start)).await?;
+                    // Direct writes leave nothing to write back but a file's last bytes,
+                    // which the final fsync takes.
+                    if !self.file.is_direct() {
+                        let file = self.file.file().clone();
+                        blocking(move || start_writeback(&file, start, end + 1 - start)).await?;
+                    }
                     return Ok(etag);
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
@@ -672,9 +672,15 @@ impl<'a> RangeFetch<'a> {
     /// Writes the whole blocks at the start of `buf` at `*pos` (a block boundary)
     /// and advances it; returns the buffer with what is left, less than a block.
     async fn write_blocks(&self, pos: &mut u64, buf: AlignedBuf) -> Result<AlignedBuf, Failure> {
-        let (file, offset) = (self.file.clone(), *pos);
-        let (mut buf, n) = blocking(move || file.write_blocks(&buf, offset).map(|n| (buf, n))).await.map_err(Failure::Fatal)?;
-        self.wrote(pos, &buf.bytes()[..n]);
+        let (file, hasher, offset) = (self.file.clone(), self.hasher.clone(), *pos);
+        let (mut buf, n) = blocking(move || {
+            let n = file.write_blocks(&buf, offset)?;
+            hasher.written(offset, &buf.bytes()[..n]);
+            Ok((buf, n))
+        })
+        .await
+        .map_err(Failure::Fatal)?;
+        self.wrote(pos, n);
         buf.consume(n);
         Ok(buf)
     }
@@ -685,17 +691,23 @@ impl<'a> RangeFetch<'a> {
         if buf.is_empty() {
             return Ok(buf);
         }
-        let (file, offset) = (self.file.clone(), *pos);
-        let buf = blocking(move || file.write_tail(buf.bytes(), offset).map(|()| buf)).await.map_err(Failure::Fatal)?;
-        self.wrote(pos, buf.bytes());
+        let (file, hasher, offset) = (self.file.clone(), self.hasher.clone(), *pos);
+        let buf = blocking(move || {
+            file.write_tail(buf.bytes(), offset)?;
+            hasher.written(offset, buf.bytes());
+            Ok(buf)
+        })
+        .await
+        .map_err(Failure::Fatal)?;
+        self.wrote(pos, buf.len());
         Ok(buf)
     }
 
-    /// Accounts for `bytes` just written at `*pos`, and advances it.
-    fn wrote(&self, pos: &mut u64, bytes: &[u8]) {
-        self.hasher.written(*pos, bytes);
-        *pos += bytes.len() as u64;
-        self.done.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    /// Accounts for `n` bytes just written at `*pos` (and reported to the hasher),
+    /// and advances it.
+    fn wrote(&self, pos: &mut u64, n: usize) {
+        *pos += n as u64;
+        self.done.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 

@@ -76,18 +76,38 @@ impl PrefixHasher {
         Ok(PrefixHasher { shared, thread: Some(thread) })
     }
 
+    /// Where writers report what they wrote: cheap to clone and to move to the thread
+    /// that does the writing, so the copy is made there.
+    pub fn feed(&self) -> HashFeed {
+        HashFeed(self.shared.clone())
+    }
+
+    /// Waits until the whole file is hashed (blocking), once every byte is reported
+    /// written; fails if some never was.
+    pub fn finish(mut self) -> io::Result<ContentHash> {
+        self.shared.end(|state| state.finished = true);
+        let thread = self.thread.take().expect("finish runs once");
+        thread.join().map_err(|_| io::Error::other("the hashing thread panicked"))?
+    }
+}
+
+/// Reports writes to a [`PrefixHasher`].
+#[derive(Clone)]
+pub struct HashFeed(Arc<Shared>);
+
+impl HashFeed {
     /// Records that `bytes` are written at offset `start` of the file (and readable
     /// there), keeping a copy if the budget allows. Every byte is written once.
     pub fn written(&self, start: u64, bytes: &[u8]) {
         let copy = self.copy_within_budget(bytes);
-        let mut state = self.shared.lock();
+        let mut state = self.0.lock();
         let before = state.written.prefix();
         state.written.add(start, start + bytes.len() as u64);
         if let Some(copy) = copy {
             state.held.insert(start, copy);
         }
         if state.written.prefix() > before {
-            self.shared.changed.notify_one();
+            self.0.changed.notify_one();
         }
     }
 
@@ -95,8 +115,8 @@ impl PrefixHasher {
     /// is made without holding the lock.
     fn copy_within_budget(&self, bytes: &[u8]) -> Option<Vec<u8>> {
         let spare = {
-            let mut state = self.shared.lock();
-            if bytes.is_empty() || state.held_bytes + bytes.len() > self.shared.max_held {
+            let mut state = self.0.lock();
+            if bytes.is_empty() || state.held_bytes + bytes.len() > self.0.max_held {
                 return None;
             }
             state.held_bytes += bytes.len();
@@ -106,14 +126,6 @@ impl PrefixHasher {
         copy.clear();
         copy.extend_from_slice(bytes);
         Some(copy)
-    }
-
-    /// Waits until the whole file is hashed (blocking), once every byte is reported
-    /// written; fails if some never was.
-    pub fn finish(mut self) -> io::Result<ContentHash> {
-        self.shared.end(|state| state.finished = true);
-        let thread = self.thread.take().expect("finish runs once");
-        thread.join().map_err(|_| io::Error::other("the hashing thread panicked"))?
     }
 }
 
@@ -271,7 +283,7 @@ mod tests {
         // Pieces of four "ranges", the later ones first.
         let cuts = [0, 1000, HASH_BUFFER, 3 * HASH_BUFFER + 5, 4 * HASH_BUFFER, body.len()];
         for pair in cuts.windows(2).rev() {
-            hasher.written(pair[0] as u64, &body[pair[0]..pair[1]]);
+            hasher.feed().written(pair[0] as u64, &body[pair[0]..pair[1]]);
         }
         let info = hasher.finish().unwrap().info();
         assert_eq!(info.size, body.len() as u64);
@@ -290,7 +302,7 @@ mod tests {
         // arrives last, so the two reported first are the two held.
         let hasher = PrefixHasher::start(file, 5000, 2000).unwrap();
         for start in [4000, 3000, 2000, 1000, 0] {
-            hasher.written(start as u64, &reported[start..start + 1000]);
+            hasher.feed().written(start as u64, &reported[start..start + 1000]);
         }
         let expected = [&body[..3000], &reported[3000..]].concat();
         let info = hasher.finish().unwrap().info();
@@ -303,8 +315,8 @@ mod tests {
         let body = content(1000);
         let (_tmp, file) = staged(&body);
         let hasher = PrefixHasher::start(file, 1000, HELD_BYTES).unwrap();
-        hasher.written(0, &body[..400]);
-        hasher.written(500, &body[500..]);
+        hasher.feed().written(0, &body[..400]);
+        hasher.feed().written(500, &body[500..]);
         let err = hasher.finish().err().expect("a gap cannot be hashed");
         assert!(err.to_string().contains("stopped at byte 400 of 1000"), "{err}");
     }

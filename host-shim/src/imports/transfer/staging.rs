@@ -172,6 +172,8 @@ mod tests {
         let size = 2 * BLOCK + 100;
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
         let staged = StagingFile::create(&path, size as u64, direct).unwrap();
+        // Linux's usual file systems (ext4, xfs, btrfs, tmpfs since 6.6) take O_DIRECT.
+        assert_eq!(staged.is_direct(), direct && cfg!(target_os = "linux"));
         let mut buf = AlignedBuf::new(4 * BLOCK);
         buf.fill_from(&data);
         let n = staged.write_blocks(&buf, 0).unwrap();
