@@ -672,6 +672,9 @@ impl RangeFetch {
     /// Writes the whole blocks at the start of `buf` at `*pos` (a block boundary)
     /// and advances it; returns the buffer with what is left, less than a block.
     async fn write_blocks(&self, pos: &mut u64, buf: AlignedBuf) -> Result<AlignedBuf, Failure> {
+        if buf.len() < BLOCK {
+            return Ok(buf);
+        }
         let (file, hasher, offset) = (self.file.clone(), self.hasher.clone(), *pos);
         let (mut buf, n) = blocking(move || {
             let n = file.write_blocks(&buf, offset)?;
