@@ -13,8 +13,9 @@
 //!
 //! Why BLAKE3: a content address must be a cryptographic hash (a Frame.io asset must
 //! not be able to collide with another tenant's blob), and every imported byte goes
-//! through it. BLAKE3 hashes about four times faster than SHA-256 with the CPU's SHA
-//! extensions here, which left an import's hashing thread a core's worth of work.
+//! through it. With SHA-256 (even with the CPU's SHA extensions) an import's hashing
+//! thread took 0.84 to 0.91 core-seconds per GiB, 0.64 of them in SHA-256; with BLAKE3
+//! it takes 0.42 to 0.48 (`perf record -a`, samples split by thread).
 
 use std::fs::File;
 use std::io;

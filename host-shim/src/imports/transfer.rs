@@ -57,8 +57,8 @@ const MIN_RANGE_SIZE: u64 = 64 * 1024;
 /// Most ranges in flight at once that the config may ask for.
 const MAX_CONCURRENCY: usize = 64;
 /// Bytes of a range collected before they are written out: a multiple of the block.
-/// Direct writes wait for the disk, so they must be large: 1 MiB measured faster
-/// than 256 KiB and than 2 MiB.
+/// Direct writes wait for the disk, so they must be large: in single bench runs
+/// (the disk's speed swings a lot), 1 MiB was faster than 256 KiB and than 2 MiB.
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// How often progress is recorded.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
