@@ -171,10 +171,19 @@ impl Runtime {
         // Every epoch tick, a call still running yields its thread to the executor (a
         // guest spinning in a loop must not hold a runtime thread, and with it every
         // request queued there, until its deadline), and traps once its deadline is past.
+        // The yield is tokio's own: it makes the thread poll for network events before
+        // the call resumes. A plain yield (`UpdateDeadline::Yield`) would put the call
+        // straight back in the queue, and a thread running only spinning guests would
+        // then look for network events once every 61 turns (tokio's `event_interval`),
+        // that is every 0.6 s at a 10 ms tick: requests would wait for the loops.
         let deadline = Instant::now() + self.call_timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
         });
         let instance = self.pre.instantiate_async(&mut store).await?;
         Ok(Call { store, instance, _slot: slot })
