@@ -241,11 +241,10 @@ impl AdminClient {
     pub async fn wait_for_job(&self, key: &str, timeout: Duration) -> anyhow::Result<JobRow> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(job) = self.job_by_key(key).await? {
-                if job.state == "done" || job.state == "failed" {
+            if let Some(job) = self.job_by_key(key).await?
+                && (job.state == "done" || job.state == "failed") {
                     return Ok(job);
                 }
-            }
             if Instant::now() > deadline {
                 bail!("job {key} did not finish within {timeout:?}");
             }

@@ -160,11 +160,10 @@ pub fn unbind(host: &dyn Host, id: &str) -> Result<()> {
 pub fn list(host: &dyn Host) -> Result<Vec<Binding>> {
     let mut bindings = Vec::new();
     for key in host.storage_list(store::BINDING)? {
-        if let Some(stored) = store::load::<Binding>(host, &key)? {
-            if stored.value.unbound_at.is_none() {
+        if let Some(stored) = store::load::<Binding>(host, &key)?
+            && stored.value.unbound_at.is_none() {
                 bindings.push(stored.value);
             }
-        }
     }
     bindings.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     Ok(bindings)

@@ -64,11 +64,10 @@ impl Event {
         if !is_frameio_id(&event.action_id) || !is_frameio_id(&event.interaction_id) {
             return Err("action_id and interaction_id must be Frame.io identifiers".into());
         }
-        if let Some(r) = &event.resource {
-            if !is_frameio_id(&r.id) {
+        if let Some(r) = &event.resource
+            && !is_frameio_id(&r.id) {
                 return Err("resource.id must be a Frame.io identifier".into());
             }
-        }
         Ok(event)
     }
 }

@@ -30,6 +30,12 @@ pub struct FakeHost {
     pub slept_ms: Cell<u64>,
 }
 
+impl Default for FakeHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl FakeHost {
     pub fn new() -> Self {
         FakeHost {
@@ -203,7 +209,7 @@ pub fn connect(host: &FakeHost, user: &str, expires_at: u64) {
 /// `fold` (folder), `up` (still uploading), `v2` (in version stack `vs`).
 pub fn serve_frameio(host: &FakeHost) {
     host.respond_with(|req| {
-        let path = req.url.splitn(2, "/v2").nth(1).unwrap_or("").split('?').next().unwrap_or("");
+        let path = req.url.split_once("/v2").map(|x| x.1).unwrap_or("").split('?').next().unwrap_or("");
         let file = |id: &str, parent: &str, uploaded: bool| {
             serde_json::json!({
                 "id": id, "name": format!("{id}.mov"), "type": "file", "parent_id": parent, "project_id": "p1",

@@ -209,7 +209,7 @@ impl TransferEngine {
     /// An engine downloading into `blobs`, allowed to reach what `egress` allows.
     pub fn new(db: Database, blobs: BlobStore, egress: EgressPolicy, config: TransferConfig) -> anyhow::Result<TransferEngine> {
         anyhow::ensure!(config.range_size >= MIN_RANGE_SIZE, "transfer.range_size must be at least {MIN_RANGE_SIZE}");
-        anyhow::ensure!(config.range_size % BLOCK as u64 == 0, "transfer.range_size must be a multiple of {BLOCK}");
+        anyhow::ensure!(config.range_size.is_multiple_of(BLOCK as u64), "transfer.range_size must be a multiple of {BLOCK}");
         anyhow::ensure!(
             (1..=MAX_CONCURRENCY).contains(&config.concurrency),
             "transfer.concurrency must be 1 to {MAX_CONCURRENCY}"

@@ -106,7 +106,7 @@ impl StagingFile {
     /// Writes the whole blocks at the start of `buf` at `offset` (aligned), directly
     /// when possible; returns how many bytes that was. Fewer than `BLOCK` are left.
     pub fn write_blocks(&self, buf: &AlignedBuf, offset: u64) -> io::Result<usize> {
-        debug_assert!(offset % BLOCK as u64 == 0, "direct writes start at a block boundary");
+        debug_assert!(offset.is_multiple_of(BLOCK as u64), "direct writes start at a block boundary");
         let n = buf.len() / BLOCK * BLOCK;
         let blocks = &buf.bytes()[..n];
         match &self.direct {
