@@ -112,6 +112,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX jobs_due ON jobs (state, run_after);
     "#,
+    // 2: a running transfer's last checkpoint: its first `resume_from` bytes are
+    // durable in its staging file, fetched under the strong ETag `validator`.
+    r#"
+    ALTER TABLE transfers ADD COLUMN resume_from INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE transfers ADD COLUMN validator TEXT;
+    "#,
 ];
 
 /// The shared database handle. Cloning is cheap: clones share one connection.
@@ -232,6 +238,27 @@ mod tests {
         for table in ["blobs", "documents", "folders", "jobs", "kv", "transfers", "versions"] {
             assert!(tables.iter().any(|t| t == table), "{table} missing from {tables:?}");
         }
+    }
+
+    #[test]
+    fn a_first_release_database_migrates_with_its_transfers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.sqlite3");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute(
+            "INSERT INTO transfers (key, url, headers, expected_size, state, created_at, updated_at)
+             VALUES ('k', 'https://x.frame.io/a', '[]', 10, 'running', 0, 0)",
+            [],
+        )
+        .unwrap();
+        drop(old);
+        let db = Database::open(&path).unwrap();
+        let row: (u64, Option<String>) = db
+            .with(|c| c.query_row("SELECT resume_from, validator FROM transfers WHERE key = 'k'", [], |r| Ok((r.get(0)?, r.get(1)?))))
+            .unwrap();
+        assert_eq!(row, (0, None), "a transfer from before checkpoints has none");
     }
 
     #[test]

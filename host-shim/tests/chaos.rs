@@ -105,9 +105,11 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
         host.kill();
         std::fs::read_to_string(host.log_path()).unwrap_or_default()
     };
+    let resumed = log.matches("resuming a transfer from its checkpoint").count();
     println!(
         "chaos: seed {seed}, pushes {pushes}, deliveries {} ({} clicks, {} submissions), kills {}, faults injected \
-         {faults:?}, jobs {counts}, documents found {}, mismatches {}, duplicates {}, in {:.1} s",
+         {faults:?}, jobs {counts}, transfers resumed from a checkpoint {resumed}, documents found {}, mismatches {}, \
+         duplicates {}, in {:.1} s",
         tally.clicks.load(Ordering::SeqCst) + tally.submissions.load(Ordering::SeqCst),
         tally.clicks.load(Ordering::SeqCst),
         tally.submissions.load(Ordering::SeqCst),
@@ -143,6 +145,9 @@ async fn start_host(dir: &Path, sim: &Simulator) -> anyhow::Result<ChildHost> {
         sim_base: sim.base_url(),
         // Several ranges per file, so that cut downloads resume mid-file.
         range_size: Some(128 << 10),
+        // A checkpoint at every range of written prefix, so that kills meet transfers
+        // with checkpoints to resume from.
+        checkpoint_bytes: Some(128 << 10),
         rust_log: Some("info,host_shim=debug".into()),
     })
     .await

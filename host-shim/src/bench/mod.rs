@@ -122,6 +122,7 @@ fn child_options(sim: &Simulator, component: &Path, work: &Path, dir: &Path) -> 
         cache_dir: work.join("component-cache"),
         sim_base: sim.base_url(),
         range_size: None,
+        checkpoint_bytes: None,
         rust_log: None,
     })
 }

@@ -27,6 +27,8 @@ pub struct ChildOptions {
     pub sim_base: String,
     /// `[transfer] range_size`, when not the default.
     pub range_size: Option<u64>,
+    /// `[transfer] checkpoint_bytes`, when not the default.
+    pub checkpoint_bytes: Option<u64>,
     /// `RUST_LOG` for the child; its log (standard error) goes to `host-shim.log`.
     pub rust_log: Option<String>,
 }
@@ -128,6 +130,7 @@ fn config_toml(options: &ChildOptions, public: u16, admin: u16) -> String {
     let sim_base = &options.sim_base;
     let sim_authority = sim_base.trim_start_matches("http://");
     let range_size = options.range_size.map(|bytes| format!("range_size = {bytes}\n")).unwrap_or_default();
+    let checkpoint_bytes = options.checkpoint_bytes.map(|bytes| format!("checkpoint_bytes = {bytes}\n")).unwrap_or_default();
     format!(
         r#"data_dir = {data_dir:?}
 component = {component:?}
@@ -153,7 +156,7 @@ allow_private_networks = ["127.0.0.0/8"]
 
 [transfer]
 allow_hosts = ["{sim_authority}"]
-{range_size}"#,
+{range_size}{checkpoint_bytes}"#,
         data_dir = options.data_dir,
         component = options.component,
         cache_dir = options.cache_dir,

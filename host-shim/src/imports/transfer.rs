@@ -18,8 +18,12 @@
 //!    tail is left to hash;
 //! 5. fsyncs the file, checks size and xxHash64, and installs it as a blob.
 //!
-//! A failed transfer leaves neither a staging file nor a blob. After a host restart,
-//! [`TransferEngine::resume_unfinished`] starts running transfers again from scratch.
+//! Every `checkpoint_bytes` of written prefix, the transfer syncs its staging file
+//! and records the prefix and the ETag it was fetched under. After a host restart,
+//! [`TransferEngine::resume_unfinished`] runs the transfers left running again from
+//! their last checkpoint, with that ETag as `If-Range`; a resumed run that fails for
+//! any reason (the object changed, the staging file is gone or damaged, ...) starts
+//! over from scratch once. A failed transfer leaves neither a staging file nor a blob.
 //!
 //! Redirects are not followed (a redirect could leave the allowlist): a 3xx fails the
 //! transfer with its status.
@@ -29,7 +33,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -93,6 +97,10 @@ pub struct TransferConfig {
     /// to durable where copying into the page cache is the bottleneck. Falls back to
     /// buffered writes by itself where the file system refuses it. Default true.
     pub direct_io: bool,
+    /// Bytes of written prefix between checkpoints, at least 64 KiB: at most this
+    /// much (plus the ranges in flight) is fetched again when a transfer resumes
+    /// after a host restart. Each checkpoint syncs the staging file. Default 256 MiB.
+    pub checkpoint_bytes: u64,
 }
 
 impl Default for TransferConfig {
@@ -104,6 +112,7 @@ impl Default for TransferConfig {
             max_range_retries: 5,
             max_file_size: 1 << 40,
             direct_io: true,
+            checkpoint_bytes: 256 << 20,
         }
     }
 }
@@ -215,6 +224,10 @@ impl TransferEngine {
             "transfer.concurrency must be 1 to {MAX_CONCURRENCY}"
         );
         anyhow::ensure!(config.max_file_size > 0, "transfer.max_file_size must be positive");
+        anyhow::ensure!(
+            config.checkpoint_bytes >= MIN_RANGE_SIZE,
+            "transfer.checkpoint_bytes must be at least {MIN_RANGE_SIZE}"
+        );
         let client = egress.client_builder().read_timeout(READ_TIMEOUT).build().context("building the transfer client")?;
         let settled = tokio::sync::watch::Sender::new(0);
         let inner = Inner { db, blobs, egress, client, config, active: Mutex::new(HashSet::new()), settled };
@@ -370,7 +383,7 @@ impl TransferEngine {
     /// Downloads, verifies and installs; on any failure removes the staging file.
     async fn run(&self, req: &DownloadRequest) -> Result<BlobInfo, TransferError> {
         let staged = self.inner.blobs.staging_file(&staging_name(&req.key)).map_err(disk)?;
-        let outcome = self.download_to(req, &staged).await;
+        let outcome = self.download_resuming(req, &staged).await;
         if outcome.is_err()
             && let Err(e) = std::fs::remove_file(&staged)
             && e.kind() != io::ErrorKind::NotFound
@@ -380,17 +393,40 @@ impl TransferEngine {
         outcome
     }
 
-    async fn download_to(&self, req: &DownloadRequest, staged: &Path) -> Result<BlobInfo, TransferError> {
+    /// Downloads from the last checkpoint if there is one, and from scratch if there
+    /// is none or resuming fails.
+    async fn download_resuming(&self, req: &DownloadRequest, staged: &Path) -> Result<BlobInfo, TransferError> {
+        let Some(checkpoint) = self.checkpoint(req)? else { return self.download_to(req, staged, None).await };
+        let from = checkpoint.from;
+        tracing::info!(key = %req.key, from, "resuming a transfer from its checkpoint");
+        match self.download_to(req, staged, Some(checkpoint)).await {
+            Err(e) => {
+                tracing::warn!(key = %req.key, from, error = %e, "resuming the transfer failed; starting it over");
+                // Forgotten before the staging file is truncated, so that a restart
+                // from here on cannot resume from bytes that are gone.
+                self.clear_checkpoint(&req.key)?;
+                self.download_to(req, staged, None).await
+            }
+            done => done,
+        }
+    }
+
+    /// Fetches into the staging file at `staged` (a new one, or the one `resume`
+    /// says is written up to its checkpoint), then verifies and installs the blob.
+    async fn download_to(&self, req: &DownloadRequest, staged: &Path, resume: Option<Checkpoint>) -> Result<BlobInfo, TransferError> {
         let file = {
-            let (path, size, direct) = (staged.to_path_buf(), req.expected_size, self.inner.config.direct_io);
-            Arc::new(blocking(move || StagingFile::create(&path, size, direct)).await?)
+            let (path, size, direct, reopen) =
+                (staged.to_path_buf(), req.expected_size, self.inner.config.direct_io, resume.is_some());
+            let open = move || if reopen { StagingFile::reopen(&path, size, direct) } else { StagingFile::create(&path, size, direct) };
+            Arc::new(blocking(open).await?)
         };
         let started = Instant::now();
         // Dropped with this future if the fetch fails, which stops its thread.
         let hasher = PrefixHasher::start(file.file().clone(), req.expected_size, hashing::HELD_BYTES).map_err(disk)?;
+        hasher.feed().written_before(resume.as_ref().map_or(0, |checkpoint| checkpoint.from));
         let direct = file.is_direct();
         if req.expected_size > 0 {
-            self.fetch_with_progress(req, file, &hasher).await?;
+            self.fetch_with_progress(req, file, &hasher, resume).await?;
         }
         let fetched = started.elapsed();
         let (blobs, path) = (self.inner.blobs.clone(), staged.to_path_buf());
@@ -411,28 +447,42 @@ impl TransferEngine {
         blocking(move || blobs.install(sealed)).await
     }
 
-    /// Fetches every range while a separate task records progress once a second.
-    async fn fetch_with_progress(&self, req: &DownloadRequest, file: Arc<StagingFile>, hasher: &PrefixHasher) -> Result<(), TransferError> {
-        let fetch = RangeFetch::new(self, req, file, hasher.feed())?;
+    /// Fetches every range (those past the checkpoint, when resuming) while a
+    /// separate task records progress and checkpoints.
+    async fn fetch_with_progress(
+        &self,
+        req: &DownloadRequest,
+        file: Arc<StagingFile>,
+        hasher: &PrefixHasher,
+        resume: Option<Checkpoint>,
+    ) -> Result<(), TransferError> {
+        let fetch = RangeFetch::new(self, req, file.clone(), hasher.feed(), resume)?;
         let reporter = tokio::spawn({
+            let checkpoints = Checkpoints {
+                file,
+                written: hasher.feed(),
+                validator: fetch.validator.clone(),
+                last: fetch.start,
+            };
             let (engine, key, done) = (self.clone(), req.key.clone(), fetch.done.clone());
-            async move { engine.report_progress(&key, &done).await }
+            async move { engine.report_progress(&key, &done, checkpoints).await }
         });
         let result = fetch.all(self.inner.config.range_size, self.inner.config.concurrency).await;
         reporter.abort();
+        // Waited for, so that no checkpoint of this run is recorded after it ended
+        // (after a failed resume has cleared the checkpoint, say).
+        let _ = reporter.await;
         result
     }
 
-    /// Every second: records the bytes written so far, for the admin view. It does
-    /// not fsync them: an interrupted transfer restarts from scratch, so progress is a
-    /// report, not a resume point, and an fsync a second would stall the downloads on
-    /// the disk. The one fsync that matters comes before the blob is installed.
-    /// Runs until aborted.
-    async fn report_progress(&self, key: &str, done: &AtomicU64) {
+    /// Every second: records the bytes written so far, for the admin view (a report,
+    /// not synced), and a checkpoint when one is due. Runs until aborted.
+    async fn report_progress(&self, key: &str, done: &AtomicU64, mut checkpoints: Checkpoints) {
         let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
         tick.tick().await;
         loop {
             tick.tick().await;
+            self.checkpoint_if_due(key, &mut checkpoints).await;
             let written = done.load(Ordering::Relaxed);
             let updated = self.inner.db.with(|c| {
                 c.execute(
@@ -444,6 +494,61 @@ impl TransferEngine {
                 tracing::warn!(key, error = %e, "recording a transfer's progress failed");
             }
         }
+    }
+
+    /// Once the written prefix is `checkpoint_bytes` past the last checkpoint, and
+    /// the ETag the transfer is pinned to is known: syncs the staging file, then
+    /// records the prefix as the point to resume from. Only strong ETags pin a
+    /// transfer, so one without is never resumed.
+    async fn checkpoint_if_due(&self, key: &str, checkpoints: &mut Checkpoints) {
+        let prefix = checkpoints.written.prefix();
+        let Some(validator) = checkpoints.validator.get() else { return };
+        if prefix < checkpoints.last + self.inner.config.checkpoint_bytes {
+            return;
+        }
+        let file = checkpoints.file.file().clone();
+        if let Err(e) = blocking(move || file.sync_data()).await {
+            tracing::warn!(key, error = %e, "syncing a transfer's staging file for a checkpoint failed");
+            return;
+        }
+        let recorded = self.inner.db.with(|c| {
+            c.execute(
+                "UPDATE transfers SET resume_from = ?2, validator = ?3 WHERE key = ?1 AND state = 'running'",
+                params![key, prefix, validator.as_bytes()],
+            )
+        });
+        match recorded {
+            Ok(_) => checkpoints.last = prefix,
+            Err(e) => tracing::warn!(key, error = %e, "recording a transfer's checkpoint failed"),
+        }
+    }
+
+    /// The checkpoint a previous run of the transfer recorded, if it is usable.
+    fn checkpoint(&self, req: &DownloadRequest) -> Result<Option<Checkpoint>, TransferError> {
+        let stored: Option<(u64, Option<Vec<u8>>)> = self
+            .inner
+            .db
+            .with(|c| {
+                c.query_row(
+                    "SELECT resume_from, validator FROM transfers WHERE key = ?1 AND state = 'running'",
+                    [&req.key],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+            })
+            .map_err(database)?;
+        let Some((from, Some(validator))) = stored else { return Ok(None) };
+        let validator = HeaderValue::from_bytes(&validator).ok();
+        Ok(validator.filter(|_| from > 0 && from <= req.expected_size).map(|validator| Checkpoint { from, validator }))
+    }
+
+    /// Forgets the transfer's checkpoint: its staging file is about to start over.
+    fn clear_checkpoint(&self, key: &str) -> Result<(), TransferError> {
+        self.inner
+            .db
+            .with(|c| c.execute("UPDATE transfers SET resume_from = 0, validator = NULL WHERE key = ?1", [key]))
+            .map_err(database)?;
+        Ok(())
     }
 
     /// Marks the row complete or failed. If that fails, the row stays `running` and
@@ -472,6 +577,24 @@ impl TransferEngine {
             tracing::error!(key, error = %e, "recording a transfer's outcome failed");
         }
     }
+}
+
+/// Where a transfer can resume: its staging file's first `from` bytes are durable,
+/// and were fetched under the strong ETag `validator`.
+struct Checkpoint {
+    from: u64,
+    validator: HeaderValue,
+}
+
+/// What the progress task needs to record checkpoints.
+struct Checkpoints {
+    file: Arc<StagingFile>,
+    /// Knows the file's written prefix.
+    written: HashFeed,
+    /// The ETag the transfer is pinned to, once known.
+    validator: Arc<OnceLock<HeaderValue>>,
+    /// The prefix at the last checkpoint.
+    last: u64,
 }
 
 /// The staging file of the transfer under `key`: the same one on every run.
@@ -529,9 +652,12 @@ struct RangeFetch {
     headers: HeaderMap,
     file: Arc<StagingFile>,
     total: u64,
+    /// Where the ranges start: 0, or the checkpoint a resumed transfer starts from.
+    start: u64,
     max_retries: u32,
-    /// The first response's strong ETag, sent as `If-Range` by every later request.
-    validator: Option<HeaderValue>,
+    /// The first response's strong ETag (or the checkpoint's), sent as `If-Range` by
+    /// every later request.
+    validator: Arc<OnceLock<HeaderValue>>,
     /// Bytes written to the file so far.
     done: Arc<AtomicU64>,
     /// Told of every write, to hash the file as it is written.
@@ -541,35 +667,51 @@ struct RangeFetch {
 }
 
 impl RangeFetch {
-    fn new(engine: &TransferEngine, req: &DownloadRequest, file: Arc<StagingFile>, hasher: HashFeed) -> Result<RangeFetch, TransferError> {
+    fn new(
+        engine: &TransferEngine,
+        req: &DownloadRequest,
+        file: Arc<StagingFile>,
+        hasher: HashFeed,
+        resume: Option<Checkpoint>,
+    ) -> Result<RangeFetch, TransferError> {
         let url = engine.inner.egress.check_url(&req.url).map_err(egress_error)?;
         let mut headers = request_headers(&req.headers, ENGINE_HEADERS).map_err(TransferError::InvalidRequest)?;
         // Byte offsets must be offsets in the object itself, not in an encoding of it.
         headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        let (start, validator) = match resume {
+            Some(checkpoint) => (checkpoint.from, OnceLock::from(checkpoint.validator)),
+            None => (0, OnceLock::new()),
+        };
         Ok(RangeFetch {
             client: engine.inner.client.clone(),
             url,
             headers,
             file,
             total: req.expected_size,
+            start,
             max_retries: engine.inner.config.max_range_retries,
-            validator: None,
-            done: Arc::new(AtomicU64::new(0)),
+            validator: Arc::new(validator),
+            done: Arc::new(AtomicU64::new(start)),
             hasher,
             buffers: Mutex::new(Vec::new()),
         })
     }
 
-    /// Fetches the first range alone to pin the validator, then the rest in parallel.
-    /// The first failure cancels the ranges still in flight.
-    async fn all(mut self, range_size: u64, concurrency: usize) -> Result<(), TransferError> {
-        let total = self.total;
-        let mut ranges = (0..total.div_ceil(range_size)).map(move |i| {
-            let start = i * range_size;
+    /// Fetches the first range alone to pin the validator (unless a checkpoint
+    /// gave it), then the rest in parallel. The first failure cancels the ranges
+    /// still in flight.
+    async fn all(self, range_size: u64, concurrency: usize) -> Result<(), TransferError> {
+        let (from, total) = (self.start, self.total);
+        let mut ranges = (0..(total - from).div_ceil(range_size)).map(move |i| {
+            let start = from + i * range_size;
             (start, (start + range_size).min(total) - 1)
         });
-        if let Some((start, end)) = ranges.next() {
-            self.validator = self.range(start, end).await?;
+        if self.validator.get().is_none()
+            && let Some((start, end)) = ranges.next()
+            && let Some(etag) = self.range(start, end).await?
+        {
+            // Set once, here, before any other range runs.
+            let _ = self.validator.set(etag);
         }
         let this = &self;
         stream::iter(ranges)
@@ -612,14 +754,16 @@ impl RangeFetch {
     async fn attempt(&self, pos: &mut u64, end: u64) -> Result<Option<HeaderValue>, Failure> {
         let mut request =
             self.client.get(self.url.clone()).headers(self.headers.clone()).header(RANGE, format!("bytes={pos}-{end}"));
-        if let Some(etag) = &self.validator {
+        if let Some(etag) = self.validator.get() {
             request = request.header(IF_RANGE, etag.clone());
         }
         let mut response = request.send().await.map_err(Failure::from_client)?;
         check_status(response.status(), response.headers(), self.total)?;
         check_content_range(response.headers(), *pos, end, self.total)?;
         let etag = strong_etag(response.headers());
-        if self.validator.is_some() && etag.is_some() && etag != self.validator {
+        if let (Some(pinned), Some(sent)) = (self.validator.get(), &etag)
+            && pinned != sent
+        {
             return Err(Failure::Fatal(TransferError::Io("the source changed during the transfer".into())));
         }
         let mut buf = self.buffer();
@@ -920,6 +1064,10 @@ mod tests {
         mode: Mode,
         hits: Arc<AtomicUsize>,
         cut: Arc<AtomicBool>,
+        /// Requests for ranges starting here or later are never answered.
+        hold_from: Arc<AtomicU64>,
+        /// The object was replaced: its ETag is now `"v2"`.
+        replaced: Arc<AtomicBool>,
         if_range_seen: Arc<Mutex<Vec<String>>>,
         ranges_seen: Arc<Mutex<Vec<(u64, u64)>>>,
     }
@@ -945,6 +1093,8 @@ mod tests {
             mode,
             hits: Arc::new(AtomicUsize::new(0)),
             cut: Arc::new(AtomicBool::new(false)),
+            hold_from: Arc::new(AtomicU64::new(u64::MAX)),
+            replaced: Arc::new(AtomicBool::new(false)),
             if_range_seen: Arc::new(Mutex::new(vec![])),
             ranges_seen: Arc::new(Mutex::new(vec![])),
         };
@@ -965,9 +1115,13 @@ mod tests {
         if let Some(v) = headers.get("if-range") {
             src.if_range_seen.lock().unwrap().push(v.to_str().unwrap().to_string());
         }
-        let etag = if src.mode == Mode::ChangesAfterFirst && hit > 0 { "\"v2\"" } else { "\"v1\"" };
-        let stale = headers.get("if-range").is_some_and(|v| v != etag);
         let len = src.body.len() as u64;
+        if requested_range(&headers, len).is_some_and(|(first, _)| first >= src.hold_from.load(Ordering::SeqCst)) {
+            return std::future::pending().await;
+        }
+        let replaced = (src.mode == Mode::ChangesAfterFirst && hit > 0) || src.replaced.load(Ordering::SeqCst);
+        let etag = if replaced { "\"v2\"" } else { "\"v1\"" };
+        let stale = headers.get("if-range").is_some_and(|v| v != etag);
         if src.mode == Mode::Stalls && hit > 0 {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -1312,6 +1466,97 @@ mod tests {
         assert!(matches!(f.engine.status("now-denied").unwrap(), Some(TransferStatus::Failed(TransferError::Denied(_)))));
     }
 
+    /// Runs the transfer `k` of `body` in a host of its own until its checkpoint is
+    /// at `held_at` (the source never answers for the ranges from there), then stops
+    /// that host as a crash would: its tasks are dropped mid-transfer. The staging
+    /// file and the row stay behind, as they would on disk.
+    async fn interrupt_at_checkpoint(f: &Fixture, addr: SocketAddr, src: &Source, body: &[u8], held_at: u64) {
+        src.hold_from.store(held_at, Ordering::SeqCst);
+        let config = TransferConfig { range_size: RANGE, concurrency: 4, checkpoint_bytes: RANGE, ..TransferConfig::default() };
+        let engine = TransferEngine::new(f.db.clone(), f.blobs.clone(), loopback(), config).unwrap();
+        let host = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let req = request("k", addr, body);
+        host.spawn(async move { engine.start_download(req).await.unwrap() });
+        let resume_from = || -> u64 {
+            let row = f.db.with(|c| c.query_row("SELECT resume_from FROM transfers WHERE key = 'k'", [], |r| r.get(0)).optional());
+            row.unwrap().unwrap_or(0)
+        };
+        for _ in 0..250 {
+            if resume_from() == held_at {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(resume_from(), held_at, "checkpointed up to the held ranges");
+        host.shutdown_background();
+        assert!(matches!(f.engine.status("k").unwrap(), Some(TransferStatus::Running { .. })));
+        src.ranges_seen.lock().unwrap().clear();
+        src.hold_from.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// The first byte of each range the source was asked for, in the order asked.
+    fn range_starts(src: &Source) -> Vec<u64> {
+        src.ranges_seen.lock().unwrap().iter().map(|&(first, _)| first).collect()
+    }
+
+    /// The first bytes of ranges `first..=last`, in order.
+    fn ranges(first: u64, last: u64) -> Vec<u64> {
+        (first..=last).map(|i| i * RANGE).collect()
+    }
+
+    fn sorted(mut starts: Vec<u64>) -> Vec<u64> {
+        starts.sort_unstable();
+        starts
+    }
+
+    #[tokio::test]
+    async fn a_restarted_transfer_resumes_from_its_last_checkpoint() {
+        let f = fixture();
+        let body = content(12 * RANGE as usize + 5);
+        let (addr, src) = source(body.clone(), Mode::Ranges).await;
+        interrupt_at_checkpoint(&f, addr, &src, &body, 6 * RANGE).await;
+        f.engine.resume_unfinished().await;
+        let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
+        // The blob's hashes cover the bytes written before the restart too.
+        f.assert_blob_is(&blob, &body);
+        assert_eq!(sorted(range_starts(&src)), ranges(6, 12), "only the ranges past the checkpoint");
+        assert_eq!(src.if_range_seen.lock().unwrap().last().map(String::as_str), Some("\"v1\""), "pinned to the checkpoint's ETag");
+        assert_eq!(f.staging_files(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_resume_whose_source_was_replaced_starts_over() {
+        let f = fixture();
+        let body = content(12 * RANGE as usize + 5);
+        let (addr, src) = source(body.clone(), Mode::Ranges).await;
+        interrupt_at_checkpoint(&f, addr, &src, &body, 6 * RANGE).await;
+        src.replaced.store(true, Ordering::SeqCst);
+        f.engine.resume_unfinished().await;
+        let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
+        f.assert_blob_is(&blob, &body);
+        assert_eq!(sorted(range_starts(&src)), ranges(0, 12), "every range, from scratch");
+    }
+
+    #[tokio::test]
+    async fn a_resume_over_a_damaged_staging_file_starts_over() {
+        let f = fixture();
+        let body = content(12 * RANGE as usize + 5);
+        let (addr, src) = source(body.clone(), Mode::Ranges).await;
+        interrupt_at_checkpoint(&f, addr, &src, &body, 6 * RANGE).await;
+        // A byte before the checkpoint is not what was written.
+        let staged = f.blobs.staging_file(&staging_name("k")).unwrap();
+        let mut bytes = std::fs::read(&staged).unwrap();
+        bytes[100] ^= 0xff;
+        std::fs::write(&staged, bytes).unwrap();
+        f.engine.resume_unfinished().await;
+        let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
+        f.assert_blob_is(&blob, &body);
+        let starts = range_starts(&src);
+        assert_eq!(starts.len(), 7 + 13, "{starts:?}");
+        assert_eq!(sorted(starts[..7].to_vec()), ranges(6, 12), "resumed first");
+        assert_eq!(sorted(starts[7..].to_vec()), ranges(0, 12), "then every range, from scratch");
+    }
+
     #[test]
     fn content_range_parsing() {
         let parse = |v: &str| {
@@ -1339,5 +1584,6 @@ mod tests {
         assert!(!make(TransferConfig { range_size: 1024, ..TransferConfig::default() }));
         assert!(!make(TransferConfig { concurrency: 0, ..TransferConfig::default() }));
         assert!(!make(TransferConfig { max_file_size: 0, ..TransferConfig::default() }));
+        assert!(!make(TransferConfig { checkpoint_bytes: 1024, ..TransferConfig::default() }));
     }
 }

@@ -111,6 +111,18 @@ impl HashFeed {
         }
     }
 
+    /// Records that the file's first `len` bytes were written before this hasher
+    /// started (by an interrupted run of the transfer): they are read back from it.
+    pub fn written_before(&self, len: u64) {
+        self.0.lock().written.add(0, len);
+        self.0.changed.notify_one();
+    }
+
+    /// How many bytes from the start of the file are written, with no gap.
+    pub fn prefix(&self) -> u64 {
+        self.0.lock().written.prefix()
+    }
+
     /// A copy of `bytes` in a reused buffer, if the budget has room for it. The copy
     /// is made without holding the lock.
     fn copy_within_budget(&self, bytes: &[u8]) -> Option<Vec<u8>> {

@@ -93,6 +93,18 @@ impl StagingFile {
         Ok(StagingFile { buffered: Arc::new(buffered), direct, direct_works: AtomicBool::new(true) })
     }
 
+    /// Opens the staging file an interrupted run of the transfer left, to write the
+    /// rest of it; fails unless it exists with a length of `size`.
+    pub fn reopen(path: &Path, size: u64, direct: bool) -> io::Result<StagingFile> {
+        let buffered = File::options().read(true).write(true).open(path)?;
+        let len = buffered.metadata()?.len();
+        if len != size {
+            return Err(io::Error::other(format!("the staging file is {len} bytes, not {size}")));
+        }
+        let direct = if direct { open_direct(path) } else { None };
+        Ok(StagingFile { buffered: Arc::new(buffered), direct, direct_works: AtomicBool::new(true) })
+    }
+
     /// The file, for reading and syncing; writes through it go through the page cache.
     pub fn file(&self) -> &Arc<File> {
         &self.buffered
