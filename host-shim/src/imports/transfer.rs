@@ -186,6 +186,8 @@ pub struct TransferRow {
     pub done: u64,
     /// Bytes expected.
     pub total: u64,
+    /// Bytes a restart would resume from: the last checkpoint of a running transfer.
+    pub checkpoint: u64,
     /// The blob, once complete.
     pub blob_id: Option<String>,
     /// Why it failed, if it did.
@@ -276,7 +278,7 @@ impl TransferEngine {
     pub fn list(&self) -> rusqlite::Result<Vec<TransferRow>> {
         self.inner.db.with(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT key, state, done_bytes, expected_size, blob_id, error, created_at, updated_at
+                "SELECT key, state, done_bytes, expected_size, resume_from, blob_id, error, created_at, updated_at
                  FROM transfers ORDER BY created_at DESC, key LIMIT ?1",
             )?;
             let rows = stmt.query_map([LIST_LIMIT], transfer_row)?;
@@ -1012,10 +1014,11 @@ fn transfer_row(row: &Row) -> rusqlite::Result<TransferRow> {
         state: row.get(1)?,
         done: row.get(2)?,
         total: row.get(3)?,
-        blob_id: row.get(4)?,
-        error: row.get::<_, Option<String>>(5)?.map(|text| stored_error(Some(text))),
-        created_at: row.get(6)?,
-        updated_at: row.get(7)?,
+        checkpoint: row.get(4)?,
+        blob_id: row.get(5)?,
+        error: row.get::<_, Option<String>>(6)?.map(|text| stored_error(Some(text))),
+        created_at: row.get(7)?,
+        updated_at: row.get(8)?,
     })
 }
 
