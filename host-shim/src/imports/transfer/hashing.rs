@@ -8,9 +8,10 @@
 //! Direct writes leave nothing in the page cache to read back cheaply, so every write
 //! hands the hasher a copy of its bytes, which it keeps until the prefix reaches them,
 //! up to a budget. Bytes past the budget (a range that stalls while the others run
-//! ahead) are read back from the file when the prefix gets there. Either way the hash
-//! covers exactly the bytes written at each offset, whatever order, retries and
-//! resumed ranges the writes went through.
+//! ahead) are read back from the file when the prefix gets there, and so is the prefix
+//! a resumed transfer wrote before a restart. Either way the hash covers exactly the
+//! bytes written at each offset, whatever order, retries and resumed ranges the writes
+//! went through.
 
 use std::collections::BTreeMap;
 use std::fs::File;
