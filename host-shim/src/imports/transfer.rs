@@ -1469,32 +1469,40 @@ mod tests {
         assert!(matches!(f.engine.status("now-denied").unwrap(), Some(TransferStatus::Failed(TransferError::Denied(_)))));
     }
 
-    /// Runs the transfer `k` of `body` in a host of its own until its checkpoint is
-    /// at `held_at` (the source never answers for the ranges from there), then stops
-    /// that host as a crash would: its tasks are dropped mid-transfer. The staging
-    /// file and the row stay behind, as they would on disk.
-    async fn interrupt_at_checkpoint(f: &Fixture, addr: SocketAddr, src: &Source, body: &[u8], held_at: u64) {
-        src.hold_from.store(held_at, Ordering::SeqCst);
+    /// Where `interrupted_transfer` stops: ranges 0 to 5 are written, 6 to 12 are not.
+    const HELD_AT: u64 = 6 * RANGE;
+
+    /// A transfer `k` of 12 ranges and a bit, run in a host of its own until its
+    /// checkpoint is at `HELD_AT` (the source never answers for the ranges from
+    /// there), then stopped as a crash would: its tasks are dropped mid-transfer.
+    /// The staging file and the row stay behind, as they would on disk. Returns the
+    /// fixture (whose engine is the restarted host's), the content and its source.
+    async fn interrupted_transfer() -> (Fixture, Bytes, Source) {
+        let f = fixture();
+        let body = content(12 * RANGE as usize + 5);
+        let (addr, src) = source(body.clone(), Mode::Ranges).await;
+        src.hold_from.store(HELD_AT, Ordering::SeqCst);
         let config = TransferConfig { range_size: RANGE, concurrency: 4, checkpoint_bytes: RANGE, ..TransferConfig::default() };
         let engine = TransferEngine::new(f.db.clone(), f.blobs.clone(), loopback(), config).unwrap();
         let host = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let req = request("k", addr, body);
+        let req = request("k", addr, &body);
         host.spawn(async move { engine.start_download(req).await.unwrap() });
         let resume_from = || -> u64 {
             let row = f.db.with(|c| c.query_row("SELECT resume_from FROM transfers WHERE key = 'k'", [], |r| r.get(0)).optional());
             row.unwrap().unwrap_or(0)
         };
         for _ in 0..250 {
-            if resume_from() == held_at {
+            if resume_from() == HELD_AT {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(resume_from(), held_at, "checkpointed up to the held ranges");
+        assert_eq!(resume_from(), HELD_AT, "checkpointed up to the held ranges");
         host.shutdown_background();
         assert!(matches!(f.engine.status("k").unwrap(), Some(TransferStatus::Running { .. })));
         src.ranges_seen.lock().unwrap().clear();
         src.hold_from.store(u64::MAX, Ordering::SeqCst);
+        (f, body, src)
     }
 
     /// The first byte of each range the source was asked for, in the order asked.
@@ -1507,6 +1515,7 @@ mod tests {
         (first..=last).map(|i| i * RANGE).collect()
     }
 
+    /// `starts` in ascending order: ranges in flight together land in any order.
     fn sorted(mut starts: Vec<u64>) -> Vec<u64> {
         starts.sort_unstable();
         starts
@@ -1514,10 +1523,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_restarted_transfer_resumes_from_its_last_checkpoint() {
-        let f = fixture();
-        let body = content(12 * RANGE as usize + 5);
-        let (addr, src) = source(body.clone(), Mode::Ranges).await;
-        interrupt_at_checkpoint(&f, addr, &src, &body, 6 * RANGE).await;
+        let (f, body, src) = interrupted_transfer().await;
         f.engine.resume_unfinished().await;
         let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
         // The blob's hashes cover the bytes written before the restart too.
@@ -1529,10 +1535,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_resume_whose_source_was_replaced_starts_over() {
-        let f = fixture();
-        let body = content(12 * RANGE as usize + 5);
-        let (addr, src) = source(body.clone(), Mode::Ranges).await;
-        interrupt_at_checkpoint(&f, addr, &src, &body, 6 * RANGE).await;
+        let (f, body, src) = interrupted_transfer().await;
         src.replaced.store(true, Ordering::SeqCst);
         f.engine.resume_unfinished().await;
         let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
@@ -1542,10 +1545,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_resume_over_a_damaged_staging_file_starts_over() {
-        let f = fixture();
-        let body = content(12 * RANGE as usize + 5);
-        let (addr, src) = source(body.clone(), Mode::Ranges).await;
-        interrupt_at_checkpoint(&f, addr, &src, &body, 6 * RANGE).await;
+        let (f, body, src) = interrupted_transfer().await;
         // A byte before the checkpoint is not what was written.
         let staged = f.blobs.staging_file(&staging_name("k")).unwrap();
         let mut bytes = std::fs::read(&staged).unwrap();
