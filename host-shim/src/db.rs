@@ -116,7 +116,7 @@ const MIGRATIONS: &[&str] = &[
     // durable in its staging file, fetched under the strong ETag `validator`.
     r#"
     ALTER TABLE transfers ADD COLUMN resume_from INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE transfers ADD COLUMN validator TEXT;
+    ALTER TABLE transfers ADD COLUMN validator BLOB;
     "#,
 ];
 
@@ -255,7 +255,7 @@ mod tests {
         .unwrap();
         drop(old);
         let db = Database::open(&path).unwrap();
-        let row: (u64, Option<String>) = db
+        let row: (u64, Option<Vec<u8>>) = db
             .with(|c| c.query_row("SELECT resume_from, validator FROM transfers WHERE key = 'k'", [], |r| Ok((r.get(0)?, r.get(1)?))))
             .unwrap();
         assert_eq!(row, (0, None), "a transfer from before checkpoints has none");

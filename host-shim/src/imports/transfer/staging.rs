@@ -89,8 +89,7 @@ impl StagingFile {
     pub fn create(path: &Path, size: u64, direct: bool) -> io::Result<StagingFile> {
         let buffered = File::options().read(true).write(true).create(true).truncate(true).open(path)?;
         buffered.set_len(size)?;
-        let direct = if direct { open_direct(path) } else { None };
-        Ok(StagingFile { buffered: Arc::new(buffered), direct, direct_works: AtomicBool::new(true) })
+        Ok(StagingFile::with(buffered, path, direct))
     }
 
     /// Opens the staging file an interrupted run of the transfer left, to write the
@@ -101,8 +100,14 @@ impl StagingFile {
         if len != size {
             return Err(io::Error::other(format!("the staging file is {len} bytes, not {size}")));
         }
+        Ok(StagingFile::with(buffered, path, direct))
+    }
+
+    /// The file at `path`, opened `buffered`, and a second time for direct writes
+    /// when `direct` is asked for and the file system takes it.
+    fn with(buffered: File, path: &Path, direct: bool) -> StagingFile {
         let direct = if direct { open_direct(path) } else { None };
-        Ok(StagingFile { buffered: Arc::new(buffered), direct, direct_works: AtomicBool::new(true) })
+        StagingFile { buffered: Arc::new(buffered), direct, direct_works: AtomicBool::new(true) }
     }
 
     /// The file, for reading and syncing; writes through it go through the page cache.
