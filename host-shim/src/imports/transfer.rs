@@ -425,7 +425,9 @@ impl TransferEngine {
         let started = Instant::now();
         // Dropped with this future if the fetch fails, which stops its thread.
         let hasher = PrefixHasher::start(file.file().clone(), req.expected_size, hashing::HELD_BYTES).map_err(disk)?;
-        hasher.feed().written_before(resume.as_ref().map_or(0, |checkpoint| checkpoint.from));
+        if let Some(checkpoint) = &resume {
+            hasher.feed().written_before(checkpoint.from);
+        }
         let direct = file.is_direct();
         if req.expected_size > 0 {
             self.fetch_with_progress(req, file, &hasher, resume).await?;
@@ -1501,6 +1503,7 @@ mod tests {
         host.shutdown_background();
         assert!(matches!(f.engine.status("k").unwrap(), Some(TransferStatus::Running { .. })));
         src.ranges_seen.lock().unwrap().clear();
+        src.if_range_seen.lock().unwrap().clear();
         src.hold_from.store(u64::MAX, Ordering::SeqCst);
         (f, body, src)
     }
@@ -1541,6 +1544,10 @@ mod tests {
         let TransferStatus::Complete(blob) = f.outcome("k").await else { panic!("not complete") };
         f.assert_blob_is(&blob, &body);
         assert_eq!(sorted(range_starts(&src)), ranges(0, 12), "every range, from scratch");
+        // It tried to resume first: pinned to the old ETag, it was answered 200.
+        let pinned = src.if_range_seen.lock().unwrap().clone();
+        assert_eq!(pinned.first().map(String::as_str), Some("\"v1\""), "{pinned:?}");
+        assert_eq!(pinned.last().map(String::as_str), Some("\"v2\""), "{pinned:?}");
     }
 
     #[tokio::test]
