@@ -39,7 +39,7 @@ async fn push_file_stored_at(world: &World, url: &str) -> (host_shim::queue::Job
 
 async fn transfer_bytes_done(world: &World) -> u64 {
     let transfers = world.admin_ok(reqwest::Method::GET, "/transfers", None).await.unwrap();
-    transfers.as_array().into_iter().flatten().map(|t| t["done"].as_u64().unwrap_or(0)).sum()
+    transfers["transfers"].as_array().into_iter().flatten().map(|t| t["done"].as_u64().unwrap_or(0)).sum()
 }
 
 #[tokio::test]

@@ -106,6 +106,8 @@ async fn a_push_lands_as_a_document_with_frameio_metadata_and_an_email() {
     assert_eq!(form.body["fields"][0]["value"], "interview.mp4", "the form offers the asset's name");
     let job = world.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await.unwrap();
     assert_eq!(job.state, "done", "{job:?}");
+    let status = job.status_text.clone().unwrap_or_default();
+    assert!(status.starts_with("done: ") && !status.contains("downloading"), "the status says how it ended: {status}");
 
     let docs = world.documents(&bound.folder_id).await.unwrap();
     assert_eq!(docs.len(), 1);
@@ -376,5 +378,32 @@ async fn a_full_instance_pool_makes_calls_wait_instead_of_failing() {
         assert_eq!(answer.status, 200, "{}", answer.body);
         assert_eq!(answer.body[0]["name"], "Client Review");
     }
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn clicks_and_sign_ins_leave_no_storage_rows_once_they_expire() {
+    let (world, _dir, bound) = bound_world().await;
+    let storage = &world.host.services.storage;
+    let baseline = storage.list_keys("").unwrap().len();
+    for _ in 0..30 {
+        let form = world.control.click(&bound.action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.unwrap();
+        assert_eq!(form.status, 200, "{}", form.body);
+    }
+    world.admin_ok(Method::POST, "/users/sam/connect", None).await.unwrap();
+    assert_eq!(storage.list_keys("interaction/").unwrap().len(), 30);
+    assert_eq!(storage.list_keys("oauth-state/").unwrap().len(), 1);
+
+    // Nothing has expired yet: the sweep keeps them.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert_eq!(world.host.sweep(now).unwrap().storage_rows, 0);
+    // An hour and a second later, a click's record and the pending sign-in are gone.
+    let swept = world.host.sweep(now + 3601).unwrap();
+    assert!(swept.storage_rows >= 31, "the 31 records and any tombstones: {swept:?}");
+    assert!(storage.list_keys("interaction/").unwrap().is_empty());
+    assert!(storage.list_keys("oauth-state/").unwrap().is_empty());
+    assert_eq!(storage.list_keys("").unwrap().len(), baseline, "settings, connection and binding stay");
+    let form = world.control.click(&bound.action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.unwrap();
+    assert_eq!(form.status, 200, "the connector works on after the sweep: {}", form.body);
     world.stop().await;
 }

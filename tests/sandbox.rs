@@ -118,7 +118,7 @@ async fn sandbox(adjust: impl FnOnce(&mut Config)) -> Sandbox {
     config.server.admin_listen = ([127, 0, 0, 1], 0).into();
     adjust(&mut config);
     let host = app::start(config).await.expect("the host starts with the misbehaving component");
-    let admin = AdminClient::new(&host.admin_url, &host.public_url).unwrap();
+    let admin = AdminClient::new(&host.admin_url, &host.public_url, &host.admin_token).unwrap();
     let client = Client { http: reqwest::Client::builder().no_proxy().build().unwrap(), public_url: host.public_url.clone() };
     Sandbox { host, admin, client, _dir: dir }
 }
@@ -225,8 +225,8 @@ async fn a_trapping_job_step_is_retried_then_its_job_fails() {
         let reason = job.result_text.clone().unwrap_or_default();
         assert!(reason.starts_with("the connector failed"), "{kind}: {reason}");
         // Listed with its reason by the admin API, as an operator sees it.
-        let listed = sandbox.admin.admin_ok(reqwest::Method::GET, "/jobs", None).await.unwrap();
-        let listed = listed.as_array().unwrap().iter().find(|j| j["key"] == key.as_str()).cloned().unwrap();
+        let listed = sandbox.admin.admin_ok(reqwest::Method::GET, &format!("/jobs?key={key}"), None).await.unwrap();
+        let listed = listed["jobs"][0].clone();
         assert_eq!(listed["state"], "failed");
         assert_eq!(listed["result_text"], reason.as_str());
         // The component saw exactly that many tries, and each failure was logged.

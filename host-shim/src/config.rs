@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::imports::http::HttpConfig;
 use crate::imports::notifications::NotificationsConfig;
 use crate::imports::transfer::TransferConfig;
+use crate::retention::RetentionConfig;
 
 /// The whole configuration. Its `Debug` output leaves out the provider settings'
 /// values, which include the OAuth client secret.
@@ -43,10 +44,12 @@ pub struct Config {
     pub http: HttpConfig,
     pub transfer: TransferConfig,
     pub notifications: NotificationsConfig,
+    pub retention: RetentionConfig,
 }
 
-/// The two listeners: public (Frame.io reaches it) and admin (loopback only).
-#[derive(Clone, Debug, Deserialize)]
+/// The two listeners: public (Frame.io reaches it) and admin (loopback by default),
+/// and what protects them. `Debug` leaves out the admin token.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address for Frame.io's requests and the OAuth redirect.
@@ -54,11 +57,40 @@ pub struct ServerConfig {
     /// The URL at which Frame.io reaches `public_listen` (behind a proxy, the proxy's URL).
     /// Empty: `http://<public_listen>`.
     pub public_url: String,
-    /// Address of the admin JSON API. Keep it on loopback: it is not authenticated.
+    /// Address of the admin JSON API. A non-loopback address is refused unless
+    /// `admin_token` (or its environment variable) is set.
     pub admin_listen: SocketAddr,
     /// Largest inbound body accepted before the component sees it.
     pub max_inbound_body_bytes: usize,
+    /// The admin API's bearer token. Empty: `FRAMEIO_DAM_ADMIN_TOKEN`, else the
+    /// token file (created on first start).
+    pub admin_token: String,
+    /// Where the generated admin token is kept (relative: under `data_dir`), mode 0600.
+    pub admin_token_file: PathBuf,
+    /// Host names (without port) the admin API answers to; a request whose `Host`
+    /// or `Origin` names another is refused, which defeats DNS rebinding.
+    pub admin_hosts: Vec<String>,
+    /// Connections each listener holds open at most. At the cap, a new connection
+    /// closes the one that has waited longest without a request being worked on;
+    /// lowered at start to fit the process's open-file limit.
+    pub public_max_connections: usize,
+    pub admin_max_connections: usize,
+    /// A request's header must arrive within this from its first byte.
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// A request's whole body must arrive within this; a slower one gets 408.
+    pub body_read_timeout_ms: u64,
+    /// Failed signature checks a source address may make in a burst, and how many
+    /// more it earns per minute; past them it is answered 429 with `Retry-After`
+    /// before its body is read. 0 per minute turns the limit off.
+    pub failed_verifications_burst: u32,
+    pub failed_verifications_per_minute: u32,
+    /// Inbound requests handled by the component at once; the rest wait, so a flood
+    /// of inbound requests cannot take every instance slot from job steps.
+    pub inbound_concurrency: usize,
 }
+
 
 /// Limits on every call into the component.
 #[derive(Clone, Debug, Deserialize)]
@@ -100,6 +132,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             transfer: TransferConfig::default(),
             notifications: NotificationsConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -119,6 +152,7 @@ impl fmt::Debug for Config {
             http,
             transfer,
             notifications,
+            retention,
         } = self;
         // The host cannot tell which settings are secret, so it shows only their names.
         let provider: BTreeMap<&str, &str> = provider.keys().map(|name| (name.as_str(), "<redacted>")).collect();
@@ -134,6 +168,7 @@ impl fmt::Debug for Config {
             .field("http", http)
             .field("transfer", transfer)
             .field("notifications", notifications)
+            .field("retention", retention)
             .finish()
     }
 }
@@ -145,9 +180,60 @@ impl Default for ServerConfig {
             public_url: String::new(),
             admin_listen: ([127, 0, 0, 1], 8081).into(),
             max_inbound_body_bytes: 256 * 1024,
+            admin_token: String::new(),
+            admin_token_file: PathBuf::from("admin.token"),
+            admin_hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+            public_max_connections: 1024,
+            admin_max_connections: 64,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
+            body_read_timeout_ms: 10_000,
+            failed_verifications_burst: 20,
+            failed_verifications_per_minute: 60,
+            inbound_concurrency: 16,
         }
     }
 }
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ServerConfig {
+            public_listen,
+            public_url,
+            admin_listen,
+            max_inbound_body_bytes,
+            admin_token,
+            admin_token_file,
+            admin_hosts,
+            public_max_connections,
+            admin_max_connections,
+            header_read_timeout_ms,
+            idle_timeout_ms,
+            body_read_timeout_ms,
+            failed_verifications_burst,
+            failed_verifications_per_minute,
+            inbound_concurrency,
+        } = self;
+        f.debug_struct("ServerConfig")
+            .field("public_listen", public_listen)
+            .field("public_url", public_url)
+            .field("admin_listen", admin_listen)
+            .field("max_inbound_body_bytes", max_inbound_body_bytes)
+            .field("admin_token", &if admin_token.is_empty() { "" } else { "<redacted>" })
+            .field("admin_token_file", admin_token_file)
+            .field("admin_hosts", admin_hosts)
+            .field("public_max_connections", public_max_connections)
+            .field("admin_max_connections", admin_max_connections)
+            .field("header_read_timeout_ms", header_read_timeout_ms)
+            .field("idle_timeout_ms", idle_timeout_ms)
+            .field("body_read_timeout_ms", body_read_timeout_ms)
+            .field("failed_verifications_burst", failed_verifications_burst)
+            .field("failed_verifications_per_minute", failed_verifications_per_minute)
+            .field("inbound_concurrency", inbound_concurrency)
+            .finish()
+    }
+}
+
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -177,6 +263,20 @@ impl Config {
         anyhow::ensure!(self.runtime.max_memory_bytes >= 1 << 20, "runtime.max_memory_bytes must be at least 1 MiB");
         anyhow::ensure!(self.worker.concurrency >= 1, "worker.concurrency must be at least 1");
         anyhow::ensure!(self.server.max_inbound_body_bytes >= 1024, "server.max_inbound_body_bytes must be at least 1024");
+        let server = &self.server;
+        for (name, ms) in [
+            ("header_read_timeout_ms", server.header_read_timeout_ms),
+            ("idle_timeout_ms", server.idle_timeout_ms),
+            ("body_read_timeout_ms", server.body_read_timeout_ms),
+        ] {
+            anyhow::ensure!(ms >= 100, "server.{name} must be at least 100");
+        }
+        anyhow::ensure!(server.public_max_connections >= 8, "server.public_max_connections must be at least 8");
+        anyhow::ensure!(server.admin_max_connections >= 4, "server.admin_max_connections must be at least 4");
+        anyhow::ensure!(server.inbound_concurrency >= 1, "server.inbound_concurrency must be at least 1");
+        anyhow::ensure!(!server.admin_hosts.is_empty(), "server.admin_hosts may not be empty");
+        anyhow::ensure!(self.retention.finished_days >= 1, "retention.finished_days must be at least 1");
+        anyhow::ensure!(self.retention.sweep_interval_secs >= 1, "retention.sweep_interval_secs must be at least 1");
         Ok(())
     }
 

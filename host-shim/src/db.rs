@@ -118,6 +118,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE transfers ADD COLUMN resume_from INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE transfers ADD COLUMN validator BLOB;
     "#,
+    // 3: retention. A key may expire (Unix seconds). Expired keys and tombstones are
+    // deleted by the retention sweep; `kv_floor` keeps the highest revision a tenant's
+    // deleted rows had, and new rows start above it, so revisions still never repeat.
+    // The indexes serve the sweep and the admin lists' paging.
+    r#"
+    ALTER TABLE kv ADD COLUMN expires_at INTEGER;
+    CREATE INDEX kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX kv_tombstones ON kv (updated_at) WHERE value IS NULL;
+    CREATE TABLE kv_floor (
+        tenant   TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_finished ON jobs (updated_at) WHERE state IN ('done', 'failed');
+    CREATE INDEX transfers_finished ON transfers (updated_at) WHERE state IN ('complete', 'failed');
+    "#,
 ];
 
 /// The shared database handle. Cloning is cheap: clones share one connection.
@@ -176,6 +191,55 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// A page of a list ordered newest first by a time and then an id: at most `limit`
+/// rows, after the row that `after` names. The cursor is the last row's time and id,
+/// so rows added meanwhile never shift a page.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub limit: u32,
+    pub after: Option<(i64, String)>,
+}
+
+impl Page {
+    /// The first page of `limit` rows.
+    pub fn first(limit: u32) -> Page {
+        Page { limit, after: None }
+    }
+
+    /// The SQL condition and order for a page of `table` by `time` and `id`, taking
+    /// `?1` (the cursor's time or NULL), `?2` (its id) and `?3` (how many rows).
+    pub fn sql(time: &str, id: &str) -> String {
+        format!("WHERE (?1 IS NULL OR ({time}, {id}) < (?1, ?2)) ORDER BY {time} DESC, {id} DESC LIMIT ?3")
+    }
+
+    /// The cursor's time, id, and one more row than the page holds (to tell whether
+    /// another page follows), as the parameters of [`Page::sql`].
+    pub fn params(&self) -> (Option<i64>, String, u32) {
+        let (time, id) = self.after.clone().unzip();
+        (time, id.unwrap_or_default(), self.limit + 1)
+    }
+
+    /// Cuts the rows fetched with [`Page::params`] to the page, with the cursor of the
+    /// next page if there is one.
+    pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (i64, &str)) -> (Vec<T>, Option<String>) {
+        if rows.len() <= self.limit as usize {
+            return (rows, None);
+        }
+        rows.truncate(self.limit as usize);
+        let next = rows.last().map(|row| {
+            let (time, id) = key(row);
+            format!("{time}.{id}")
+        });
+        (rows, next)
+    }
+
+    /// Reads a cursor made by [`Page::finish`].
+    pub fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
+        let (time, id) = cursor.split_once('.')?;
+        Some((time.parse().ok()?, id.to_string()))
+    }
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).

@@ -28,14 +28,19 @@ pub async fn run(component: &Path, data_dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
     }
     let world = World::start(WorldOptions::new(component, data_dir)).await?;
-    let outcome = narrate(&world).await;
+    let outcome = narrate(&world, data_dir).await;
     world.stop().await;
     outcome
 }
 
-async fn narrate(w: &World) -> anyhow::Result<()> {
+async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     println!("Frame.io simulator: {}", w.sim.base_url());
-    println!("host-shim: public {}, admin {}", w.host.public_url, w.host.admin_url);
+    println!(
+        "host-shim: public {}, admin {} (its bearer token is in {})",
+        w.host.public_url,
+        w.host.admin_url,
+        data_dir.join("admin.token").display()
+    );
 
     step(1, "An administrator registers Frame.io as a cloud-service provider");
     let descriptor = w.admin(reqwest::Method::GET, "/provider", None).await?.body;

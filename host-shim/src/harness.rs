@@ -105,6 +105,8 @@ impl std::ops::Deref for World {
 pub struct AdminClient {
     pub admin_url: String,
     pub public_url: String,
+    /// The admin API's bearer token.
+    token: String,
     http: reqwest::Client,
 }
 
@@ -138,7 +140,7 @@ impl World {
         config.http.allow_private_networks = vec!["127.0.0.0/8".into()];
         let host = app::start(config).await?;
         let control = SimClient::new(sim.base_url())?;
-        let admin = AdminClient::new(&host.admin_url, &host.public_url)?;
+        let admin = AdminClient::new(&host.admin_url, &host.public_url, &host.admin_token)?;
         Ok(World { sim, control, host, admin })
     }
 
@@ -178,17 +180,27 @@ impl World {
 
 impl AdminClient {
     /// A client for the host whose listeners are at these URLs.
-    pub fn new(admin_url: &str, public_url: &str) -> anyhow::Result<AdminClient> {
+    pub fn new(admin_url: &str, public_url: &str, token: &str) -> anyhow::Result<AdminClient> {
         let http = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build()?;
-        Ok(AdminClient { admin_url: admin_url.to_string(), public_url: public_url.to_string(), http })
+        Ok(AdminClient { admin_url: admin_url.to_string(), public_url: public_url.to_string(), token: token.to_string(), http })
     }
 
-    /// Calls the admin API.
+    /// The admin API's bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Calls the admin API with its token. Requests that change state are sent as
+    /// JSON (an empty object when there is no body), as the API requires.
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Answer> {
         let url = format!("{}/admin/api{path}", self.admin_url);
-        let mut req = self.http.request(method.clone(), &url);
-        if let Some(body) = body {
-            req = req.json(&body);
+        let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.token);
+        match body {
+            Some(body) => req = req.json(&body),
+            None if matches!(method, reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH) => {
+                req = req.json(&json!({}));
+            }
+            None => {}
         }
         let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
@@ -265,9 +277,10 @@ impl AdminClient {
 
     /// The job queued under `key`, if any.
     pub async fn job_by_key(&self, key: &str) -> anyhow::Result<Option<JobRow>> {
-        let jobs = self.admin_ok(reqwest::Method::GET, "/jobs", None).await?;
-        let rows: Vec<JobRow> = serde_json::from_value(jobs).context("the job list is not JobRow JSON")?;
-        Ok(rows.into_iter().find(|j| j.key == key))
+        let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("key", key).finish();
+        let mut listed = self.admin_ok(reqwest::Method::GET, &format!("/jobs?{query}"), None).await?;
+        let rows: Vec<JobRow> = serde_json::from_value(listed["jobs"].take()).context("the job list is not JobRow JSON")?;
+        Ok(rows.into_iter().next())
     }
 
     /// The most linear memory any call into the component has used.

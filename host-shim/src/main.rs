@@ -47,6 +47,10 @@ enum Command {
         /// Only the inbound figures (requests per second, instantiation): no imports.
         #[arg(long)]
         only_inbound: bool,
+        /// Only good clicks' latency during a flood of bad signatures, with the
+        /// per-source limit off and on.
+        #[arg(long)]
+        only_flood: bool,
     },
     /// Show a host's transfers as progress bars until none is running.
     Transfers {
@@ -56,6 +60,12 @@ enum Command {
         /// Keep watching after the last transfer finished.
         #[arg(long)]
         follow: bool,
+        /// The admin API's token; read from --token-file when not given.
+        #[arg(long, env = "FRAMEIO_DAM_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The file the host keeps its generated token in (`admin_token_file` under its data directory).
+        #[arg(long, default_value = "var/admin.token")]
+        token_file: PathBuf,
     },
     /// Run the Frame.io simulator alone.
     Sim {
@@ -88,9 +98,19 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { component, data_dir } => host_shim::demo::run(&component, &data_dir).await,
-        Command::Transfers { admin, follow } => host_shim::progress::watch(&admin, follow).await,
-        Command::Bench { component, work_dir, sizes, no_peers, only_inbound } => {
-            let options = host_shim::bench::BenchOptions { component, work_dir, sizes_mib: sizes, peers: !no_peers, only_inbound };
+        Command::Transfers { admin, follow, token, token_file } => {
+            let token = match token {
+                Some(token) => token,
+                None => std::fs::read_to_string(&token_file)
+                    .map_err(|e| anyhow::anyhow!("reading the admin token from {}: {e}", token_file.display()))?
+                    .trim()
+                    .to_string(),
+            };
+            host_shim::progress::watch(&admin, &token, follow).await
+        }
+        Command::Bench { component, work_dir, sizes, no_peers, only_inbound, only_flood } => {
+            let options =
+                host_shim::bench::BenchOptions { component, work_dir, sizes_mib: sizes, peers: !no_peers, only_inbound, only_flood };
             host_shim::bench::run(options).await
         }
         Command::Sim { seed, listen } => {

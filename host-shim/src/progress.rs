@@ -12,6 +12,12 @@ const BAR: usize = 30;
 /// How often the view is redrawn.
 const REDRAW: Duration = Duration::from_millis(500);
 
+/// A page of the admin API's transfer list.
+#[derive(Deserialize)]
+struct Listed {
+    transfers: Vec<Transfer>,
+}
+
 /// One transfer as the admin API lists it.
 #[derive(Deserialize)]
 struct Transfer {
@@ -39,13 +45,14 @@ fn line(t: &Transfer) -> String {
 
 /// Draws the transfers of the host at `admin_url` until none is running (or, with
 /// `follow`, until interrupted).
-pub async fn watch(admin_url: &str, follow: bool) -> anyhow::Result<()> {
+/// `token` is the admin API's bearer token.
+pub async fn watch(admin_url: &str, token: &str, follow: bool) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().no_proxy().build()?;
     let url = format!("{}/admin/api/transfers", admin_url.trim_end_matches('/'));
     let mut drawn = 0;
     loop {
-        let transfers: Vec<Transfer> =
-            client.get(&url).send().await.with_context(|| format!("GET {url}"))?.error_for_status()?.json().await?;
+        let answer = client.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
+        let transfers = answer.error_for_status()?.json::<Listed>().await?.transfers;
         let running: Vec<&Transfer> = transfers.iter().filter(|t| t.state == "running").collect();
         let shown: Vec<&Transfer> = if running.is_empty() { transfers.iter().take(5).collect() } else { running.clone() };
         let mut out = std::io::stdout().lock();

@@ -11,7 +11,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Database, new_id, unix_millis};
+use crate::db::{Database, Page, new_id, unix_millis};
 
 /// How long a claimed job stays claimed before another claim may take it over.
 pub const LEASE_MS: i64 = 5 * 60 * 1000;
@@ -190,10 +190,12 @@ impl JobQueue {
         self.end(id, "failed", reason)
     }
 
+    /// Ends a job. Its status says how it ended, not what its last step was doing.
     fn end(&self, id: &str, state: &str, text: &str) -> rusqlite::Result<()> {
         self.update_running(
             id,
-            "UPDATE jobs SET state = ?2, result_text = ?3, updated_at = ?4 WHERE id = ?1 AND state = 'running'",
+            "UPDATE jobs SET state = ?2, result_text = ?3, status_text = ?2 || ': ' || ?3, updated_at = ?4
+             WHERE id = ?1 AND state = 'running'",
             params![id, state, text, unix_millis()],
         )
     }
@@ -219,13 +221,20 @@ impl JobQueue {
         self.db.with(|c| c.query_row(&format!("SELECT {ROW_COLUMNS} FROM jobs WHERE key = ?1"), [key], job_row).optional())
     }
 
-    /// The `limit` most recently changed jobs, newest first.
-    pub fn list(&self, limit: u32) -> rusqlite::Result<Vec<JobRow>> {
-        self.db.with(|c| {
-            let mut stmt = c.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM jobs ORDER BY updated_at DESC, id LIMIT ?1"))?;
-            let rows = stmt.query_map([limit], job_row)?;
-            rows.collect()
-        })
+    /// A page of jobs, newest first, and the cursor of the next page.
+    pub fn list(&self, page: &Page) -> rusqlite::Result<(Vec<JobRow>, Option<String>)> {
+        let rows = self.db.with(|c| {
+            let mut stmt = c.prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM jobs {}", Page::sql("created_at", "id")))?;
+            let (time, id, limit) = page.params();
+            let rows = stmt.query_map(params![time, id, limit], job_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(page.finish(rows, |job| (job.created_at, &job.id)))
+    }
+
+    /// Deletes the jobs that ended (done or failed) before `cutoff_ms`; returns how many.
+    pub fn prune_finished(&self, cutoff_ms: i64) -> rusqlite::Result<usize> {
+        self.db.with(|c| c.execute("DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?1", [cutoff_ms]))
     }
 
     /// How many jobs are in each state (`queued`, `running`, `done`, `failed`).
@@ -371,7 +380,7 @@ mod tests {
         let id = q.enqueue("push:1", "push", b"a").unwrap();
         assert!(id.is_some());
         assert_eq!(q.enqueue("push:1", "push", b"b").unwrap(), None);
-        assert_eq!(q.list(10).unwrap().len(), 1);
+        assert_eq!(q.list(&Page::first(10)).unwrap().0.len(), 1);
         let row = q.find_by_key("push:1").unwrap().unwrap();
         assert_eq!(Some(row.id), id);
         let job = q.claim_due(later()).unwrap().unwrap();
@@ -386,7 +395,7 @@ mod tests {
         let ids = q.enqueue_all(&jobs).unwrap();
         assert_eq!(ids[0], None);
         assert!(ids[1].is_some());
-        assert_eq!(q.list(10).unwrap().len(), 2);
+        assert_eq!(q.list(&Page::first(10)).unwrap().0.len(), 2);
 
         let with_bad = vec![("c".to_string(), "k".to_string(), vec![]), (String::new(), "k".to_string(), vec![])];
         assert!(matches!(q.enqueue_all(&with_bad), Err(QueueError::Invalid(_))));
@@ -401,7 +410,7 @@ mod tests {
         assert!(matches!(q.enqueue(&"k".repeat(513), "k", b""), Err(QueueError::Invalid(_))));
         assert!(matches!(q.enqueue("k\n", "k", b""), Err(QueueError::Invalid(_))));
         assert!(matches!(q.enqueue("k", "k", &vec![0; MAX_PAYLOAD_BYTES + 1]), Err(QueueError::Invalid(_))));
-        assert!(q.list(10).unwrap().is_empty());
+        assert!(q.list(&Page::first(10)).unwrap().0.is_empty());
     }
 
     #[test]
@@ -479,6 +488,6 @@ mod tests {
         let now = later();
         assert_eq!(q.claim_due(now).unwrap().unwrap().id, first);
         assert_eq!(q.claim_due(now).unwrap().unwrap().id, second);
-        assert_eq!(q.list(1).unwrap().len(), 1);
+        assert_eq!(q.list(&Page::first(1)).unwrap().0.len(), 1);
     }
 }

@@ -10,26 +10,20 @@
 //! on first start, mode 0600) or in the `FRAMEIO_DAM_KEY` environment variable.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+use crate::secret_file::{self, SECRET_LEN as KEY_LEN};
 
 /// The environment variable that, when set, holds the key (64 hex digits) and
 /// overrides the key file.
 pub const KEY_ENV: &str = "FRAMEIO_DAM_KEY";
 
-/// Key length in bytes.
-const KEY_LEN: usize = 32;
 /// The format of sealed values this host writes; the only one it reads.
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 24;
-/// A key file holds 64 hex digits and a newline; read no more than this of it.
-const MAX_KEY_FILE_BYTES: u64 = 256;
 
 /// Why a sealed value could not be opened. Deliberately vague: the caller learns that
 /// the value is unusable, never anything about the key or the plaintext.
@@ -70,36 +64,27 @@ impl SealingKey {
     }
 
     /// Parses 64 hex digits. Errors never repeat the text, which may be most of a key.
+    #[cfg(test)]
     fn from_hex(text: &str) -> anyhow::Result<SealingKey> {
-        anyhow::ensure!(
-            text.len() == 2 * KEY_LEN,
-            "a key is {KEY_LEN} bytes written as {} hex digits, not {} characters",
-            2 * KEY_LEN,
-            text.len()
-        );
-        let mut key = [0u8; KEY_LEN];
-        hex::decode_to_slice(text, &mut key).map_err(|_| anyhow!("a key is written with hex digits only"))?;
-        Ok(SealingKey::from_bytes(key))
+        secret_file::parse_hex(text).map(SealingKey::from_bytes)
     }
 
     /// The key in the environment variable `var`, or `None` when it is not set.
     /// A variable that is set but empty or malformed is an error, not a fallback to
     /// the key file: values sealed under one key would not open under the other.
     pub fn from_env(var: &str) -> Option<anyhow::Result<SealingKey>> {
-        let value = std::env::var_os(var)?;
-        let key = value.to_str().ok_or_else(|| anyhow!("not UTF-8")).and_then(|text| SealingKey::from_hex(text.trim()));
-        Some(key.with_context(|| format!("reading the key from ${var}")))
+        secret_file::from_env(var).map(|key| key.map(SealingKey::from_bytes))
     }
 
     /// Reads the key file at `path`, or creates it with a new random key (mode 0600)
     /// when there is none. Refuses a file that group or others may access, and one
     /// that does not hold exactly 64 hex digits.
     pub fn load_or_create(path: &Path) -> anyhow::Result<SealingKey> {
-        match File::open(path) {
-            Ok(file) => read_key_file(file, path),
-            Err(e) if e.kind() == ErrorKind::NotFound => create_key_file(path),
-            Err(e) => Err(e).with_context(|| format!("opening the key file {}", path.display())),
+        let (key, created) = secret_file::load_or_create(path)?;
+        if created {
+            tracing::info!(path = %path.display(), "created a new sealing key; back it up: stored state cannot be read without it");
         }
+        Ok(SealingKey::from_bytes(key))
     }
 
     /// Encrypts `plaintext`, bound to `aad`, under a fresh random nonce.
@@ -135,53 +120,10 @@ fn versioned(aad: &[u8]) -> Vec<u8> {
     [&[VERSION], aad].concat()
 }
 
-fn read_key_file(file: File, path: &Path) -> anyhow::Result<SealingKey> {
-    let context = || format!("the key file {}", path.display());
-    // Checked on the open file, so the file judged is the file read.
-    let mode = file.metadata().with_context(context)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        anyhow::bail!("{} may be read by group or others (mode {:o}): run `chmod 600` on it", context(), mode & 0o777);
-    }
-    let mut text = String::new();
-    file.take(MAX_KEY_FILE_BYTES).read_to_string(&mut text).with_context(context)?;
-    SealingKey::from_hex(text.trim()).with_context(context)
-}
-
-/// Writes a new key to a private temporary file, then links it into place. The link
-/// fails if the key file appeared meanwhile (another host starting on the same
-/// directory), so a key file is never overwritten and never seen half written.
-fn create_key_file(path: &Path) -> anyhow::Result<SealingKey> {
-    let key: [u8; KEY_LEN] = rand::random();
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| anyhow!("the key file {} has no file name", path.display()))?;
-    let temp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), hex::encode(rand::random::<[u8; 6]>())));
-    write_private(&temp, &key).with_context(|| format!("writing {}", temp.display()))?;
-    let linked = std::fs::hard_link(&temp, path);
-    // The temporary name is only a staging step; a leftover one holds no key in use.
-    let _ = std::fs::remove_file(&temp);
-    match linked {
-        Ok(()) => {
-            // Make the new directory entry durable before anything is sealed with the key.
-            File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
-            tracing::info!(path = %path.display(), "created a new sealing key; back it up: stored state cannot be read without it");
-            Ok(SealingKey::from_bytes(key))
-        }
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => SealingKey::load_or_create(path),
-        Err(e) => Err(e).with_context(|| format!("creating the key file {}", path.display())),
-    }
-}
-
-fn write_private(path: &Path, key: &[u8; KEY_LEN]) -> std::io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(format!("{}\n", hex::encode(key)).as_bytes())?;
-    file.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     const HEX_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";

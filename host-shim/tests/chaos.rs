@@ -100,8 +100,8 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     control.set_faults(&Faults::default()).await.unwrap();
 
     let report = check_documents(&admin, &folder_id, &assets, scratch.path()).await.unwrap();
-    let jobs = admin.admin_ok(reqwest::Method::GET, "/jobs", None).await.unwrap();
-    let failed: Vec<&Value> = jobs.as_array().into_iter().flatten().filter(|j| j["state"] == "failed").collect();
+    let jobs = admin.admin_ok(reqwest::Method::GET, "/jobs?limit=500", None).await.unwrap();
+    let failed: Vec<&Value> = jobs["jobs"].as_array().into_iter().flatten().filter(|j| j["state"] == "failed").collect();
     let log = {
         let mut host = host.lock().await;
         host.kill();
@@ -183,7 +183,7 @@ async fn a_host_killed_mid_import_resumes_from_its_checkpoint() {
 async fn wait_for_checkpoint(admin: &AdminClient) -> anyhow::Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let transfers = admin.admin_ok(reqwest::Method::GET, "/transfers", None).await?;
+        let transfers = admin.admin_ok(reqwest::Method::GET, "/transfers", None).await?["transfers"].take();
         let checkpoint = transfers[0]["checkpoint"].as_u64().unwrap_or(0);
         if checkpoint > 0 {
             anyhow::ensure!(transfers[0]["state"] == "running", "the transfer ended before the kill: {transfers}");
@@ -216,6 +216,8 @@ async fn start_host(dir: &Path, sim: &Simulator) -> anyhow::Result<ChildHost> {
         // resume test (chaos's transfers mostly end within that second).
         checkpoint_bytes: Some(RANGE_SIZE),
         rust_log: Some("info,host_shim=debug".into()),
+        server_settings: Vec::new(),
+        open_files_limit: None,
     })
     .await
 }
@@ -328,8 +330,8 @@ async fn settle(admin: &AdminClient) -> anyhow::Result<Value> {
             return Ok(counts);
         }
         if Instant::now() > deadline {
-            let jobs = admin.admin_ok(reqwest::Method::GET, "/jobs", None).await?;
-            let stuck: Vec<&Value> = jobs.as_array().into_iter().flatten().filter(|j| j["state"] != "done").collect();
+            let jobs = admin.admin_ok(reqwest::Method::GET, "/jobs?limit=500", None).await?;
+            let stuck: Vec<&Value> = jobs["jobs"].as_array().into_iter().flatten().filter(|j| j["state"] != "done").collect();
             bail!("jobs stuck after {SETTLE_TIMEOUT:?}: {counts}; e.g. {stuck:?}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -17,7 +17,7 @@ use crate::host::Host;
 use crate::inbound::{JobRequest, Reply};
 use crate::oauth::Session;
 use crate::push::{self, PushJob};
-use crate::store;
+use crate::{store, strict_json};
 
 /// Longest document title accepted from the form.
 const MAX_TITLE_CHARS: usize = 255;
@@ -52,15 +52,14 @@ pub struct IdRef {
 impl Event {
     /// Decodes and checks a delivery; the error is the 400 reason.
     pub fn parse(body: &[u8]) -> Result<Event, String> {
-        // As a JSON value first: the struct alone would also accept an array of its
-        // fields, and would skip fields it does not use without checking them. Then
-        // as the struct from the bytes, which refuses a field given twice (a value
-        // would keep the last one).
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+        // As a strict JSON value first: the struct alone would also accept an array of
+        // its fields, would skip fields it does not use without checking them, and
+        // would keep the last of two equal keys inside `data`.
+        let value = strict_json::parse(body)?;
         if !value.is_object() {
             return Err("malformed JSON: the event must be an object".into());
         }
-        let event: Event = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
+        let event: Event = serde_json::from_value(value).map_err(|e| format!("malformed JSON: {e}"))?;
         if !is_frameio_id(&event.action_id) || !is_frameio_id(&event.interaction_id) {
             return Err("action_id and interaction_id must be Frame.io identifiers".into());
         }
@@ -120,7 +119,7 @@ fn click(host: &dyn Host, binding: &Binding, event: &Event) -> Reply {
         created_at: host.now(),
     };
     let key = format!("{}{}", store::INTERACTION, event.interaction_id);
-    if let Err(e) = store::save(host, &key, &interaction) {
+    if let Err(e) = store::save_expiring(host, &key, &interaction, interaction.created_at + INTERACTION_TTL_SECS) {
         return Reply::error(503, &format!("temporarily unavailable: {e}"));
     }
     form(host, binding, &asset)
@@ -220,9 +219,11 @@ mod tests {
     }
 
     #[test]
-    fn a_field_given_twice_is_malformed() {
+    fn a_field_given_twice_anywhere_is_malformed() {
         let twice = format!(r#"{{{IDS},"interaction_id":"10000000-0000-4000-8000-000000000003"}}"#);
-        assert!(Event::parse(twice.as_bytes()).unwrap_err().contains("duplicate field"));
+        assert!(Event::parse(twice.as_bytes()).unwrap_err().contains("duplicate key"));
+        let in_data = format!(r#"{{{IDS},"data":{{"title":"A","notify":"no","title":"B"}}}}"#);
+        assert!(Event::parse(in_data.as_bytes()).unwrap_err().contains("duplicate key \"title\""));
     }
 
     #[test]

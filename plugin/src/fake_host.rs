@@ -11,6 +11,8 @@ type Responder = Box<dyn Fn(&HttpRequest) -> HttpResponse>;
 pub struct FakeHost {
     pub now: Cell<u64>,
     pub kv: RefCell<BTreeMap<String, Entry>>,
+    /// Keys written with `storage_set_expiring`, and when they expire.
+    pub expiries: RefCell<BTreeMap<String, u64>>,
     pub folders: RefCell<Vec<Folder>>,
     pub documents: RefCell<Vec<Document>>,
     pub versions: RefCell<Vec<(String, Version)>>,
@@ -41,6 +43,7 @@ impl FakeHost {
         FakeHost {
             now: Cell::new(1_700_000_000),
             kv: RefCell::default(),
+            expiries: RefCell::default(),
             folders: RefCell::new(vec![Folder { id: "f1".into(), path: "/Marketing".into(), title: "Marketing".into() }]),
             documents: RefCell::default(),
             versions: RefCell::default(),
@@ -57,6 +60,16 @@ impl FakeHost {
     }
 
     /// Answers outbound HTTP with `f`.
+    /// Drops the keys whose expiry has come, as the host would.
+    fn forget_expired(&self) {
+        let now = self.now.get();
+        let expired: Vec<String> = self.expiries.borrow().iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
+        for key in expired {
+            self.expiries.borrow_mut().remove(&key);
+            self.kv.borrow_mut().remove(&key);
+        }
+    }
+
     pub fn respond_with(&self, f: impl Fn(&HttpRequest) -> HttpResponse + 'static) {
         *self.responder.borrow_mut() = Box::new(f);
     }
@@ -84,17 +97,26 @@ impl Host for FakeHost {
     }
 
     fn storage_get(&self, key: &str) -> HostResult<Option<Entry>> {
+        self.forget_expired();
         Ok(self.kv.borrow().get(key).cloned())
     }
 
     fn storage_set(&self, key: &str, value: &[u8]) -> HostResult<u64> {
+        self.expiries.borrow_mut().remove(key);
         let mut kv = self.kv.borrow_mut();
         let revision = kv.get(key).map_or(1, |e| e.revision + 1);
         kv.insert(key.to_string(), Entry { value: value.to_vec(), revision });
         Ok(revision)
     }
 
+    fn storage_set_expiring(&self, key: &str, value: &[u8], expires_at: u64) -> HostResult<u64> {
+        let revision = self.storage_set(key, value)?;
+        self.expiries.borrow_mut().insert(key.to_string(), expires_at);
+        Ok(revision)
+    }
+
     fn storage_cas(&self, key: &str, expected: Option<u64>, value: &[u8]) -> HostResult<u64> {
+        self.forget_expired();
         let current = self.kv.borrow().get(key).map(|e| e.revision);
         if current != expected {
             return Err(HostError::Conflict);
@@ -103,10 +125,12 @@ impl Host for FakeHost {
     }
 
     fn storage_delete(&self, key: &str) -> HostResult<bool> {
+        self.forget_expired();
         Ok(self.kv.borrow_mut().remove(key).is_some())
     }
 
     fn storage_list(&self, prefix: &str) -> HostResult<Vec<String>> {
+        self.forget_expired();
         Ok(self.kv.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
     }
 

@@ -195,6 +195,7 @@ pub trait Host {
     // storage
     fn storage_get(&self, key: &str) -> HostResult<Option<Entry>>;
     fn storage_set(&self, key: &str, value: &[u8]) -> HostResult<u64>;
+    fn storage_set_expiring(&self, key: &str, value: &[u8], expires_at: u64) -> HostResult<u64>;
     fn storage_cas(&self, key: &str, expected: Option<u64>, value: &[u8]) -> HostResult<u64>;
     fn storage_delete(&self, key: &str) -> HostResult<bool>;
     fn storage_list(&self, prefix: &str) -> HostResult<Vec<String>>;

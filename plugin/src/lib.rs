@@ -17,6 +17,7 @@ pub mod push;
 pub mod settings;
 pub mod signature;
 pub mod store;
+pub mod strict_json;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

@@ -150,7 +150,7 @@ pub fn begin(host: &dyn Host, user: &str, redirect_uri: &str) -> Result<Authoriz
         code_verifier,
         expires_at: host.now() + STATE_TTL_SECS,
     };
-    store::save(host, &format!("{}{state}", store::OAUTH_STATE), &pending)?;
+    store::save_expiring(host, &format!("{}{state}", store::OAUTH_STATE), &pending, pending.expires_at)?;
     Ok(Authorization { url: url.into(), state })
 }
 

@@ -41,6 +41,12 @@ pub fn save<T: Serialize>(host: &dyn Host, key: &str, value: &T) -> Result<u64> 
     Ok(host.storage_set(key, &encode(value))?)
 }
 
+/// Writes a record that the host deletes at `expires_at` (Unix seconds); until then
+/// it reads like any other.
+pub fn save_expiring<T: Serialize>(host: &dyn Host, key: &str, value: &T, expires_at: u64) -> Result<u64> {
+    Ok(host.storage_set_expiring(key, &encode(value), expires_at)?)
+}
+
 /// Writes a record only if it still has revision `expected` (`None`: only if absent).
 /// Returns the new revision, or `None`, writing nothing, when someone else wrote it first.
 pub fn save_if<T: Serialize>(host: &dyn Host, key: &str, expected: Option<u64>, value: &T) -> Result<Option<u64>> {

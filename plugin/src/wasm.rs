@@ -98,6 +98,10 @@ impl Host for WitHost {
         storage::set(key, value).map_err(storage_error)
     }
 
+    fn storage_set_expiring(&self, key: &str, value: &[u8], expires_at: u64) -> HostResult<u64> {
+        storage::set_expiring(key, value, expires_at).map_err(storage_error)
+    }
+
     fn storage_cas(&self, key: &str, expected: Option<u64>, value: &[u8]) -> HostResult<u64> {
         storage::compare_and_swap(key, expected, value).map_err(storage_error)
     }

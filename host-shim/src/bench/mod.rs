@@ -7,6 +7,7 @@
 //! the peers fetch the same presigned URL to the same disk. Each size runs in a
 //! fresh host-shim child process so its peak RSS belongs to that size alone.
 
+mod flood;
 mod inbound;
 mod peers;
 
@@ -31,6 +32,8 @@ pub struct BenchOptions {
     pub peers: bool,
     /// Measure only inbound handling: no simulator imports, no peers.
     pub only_inbound: bool,
+    /// Measure only good clicks during a flood of bad signatures.
+    pub only_flood: bool,
 }
 
 /// One size's figures.
@@ -49,14 +52,32 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.work_dir)?;
     let work = std::fs::canonicalize(&options.work_dir)?;
     let component = std::fs::canonicalize(&options.component).context("the component (build it with `cargo xtask build`)")?;
+    if options.only_flood {
+        let flood = flooded_clicks(&component, &work).await?;
+        flood::print(&flood);
+        return Ok(());
+    }
     let rows = if options.only_inbound { Vec::new() } else { imports(&options, &component, &work).await? };
     eprintln!("inbound: instantiate + call, and signed requests through the component and natively");
     let inbound = inbound::measure(&component, &work).await?;
+    let flood = if options.only_inbound { Vec::new() } else { flooded_clicks(&component, &work).await? };
     if !rows.is_empty() {
         print_table(&rows);
     }
     print_inbound(&inbound);
+    if !flood.is_empty() {
+        flood::print(&flood);
+    }
     Ok(())
+}
+
+/// Good clicks during a bad-signature flood, on host-shim children.
+async fn flooded_clicks(component: &Path, work: &Path) -> anyhow::Result<Vec<flood::FloodFigures>> {
+    let sim = Simulator::start(Seed::default_fixture(), SimOptions::default(), ([127, 0, 0, 1], 0).into()).await?;
+    warm_compile_cache(&sim, component, work).await?;
+    let figures = flood::measure(&sim, component, work).await;
+    sim.shutdown().await;
+    figures
 }
 
 /// Imports every size through the connector (and the peers, when asked).
@@ -124,6 +145,8 @@ fn child_options(sim: &Simulator, component: &Path, work: &Path, dir: &Path) -> 
         range_size: None,
         checkpoint_bytes: None,
         rust_log: None,
+        server_settings: Vec::new(),
+        open_files_limit: None,
     })
 }
 

@@ -31,6 +31,10 @@ pub struct ChildOptions {
     pub checkpoint_bytes: Option<u64>,
     /// `RUST_LOG` for the child; its log (standard error) goes to `host-shim.log`.
     pub rust_log: Option<String>,
+    /// More `[server]` settings, as TOML lines (`idle_timeout_ms = 500`).
+    pub server_settings: Vec<String>,
+    /// The child's open-file limit (soft and hard), when not inherited.
+    pub open_files_limit: Option<u64>,
 }
 
 /// A child host, running or killed.
@@ -53,8 +57,9 @@ impl ChildHost {
         std::fs::create_dir_all(&options.data_dir)?;
         let (public, admin) = (free_port()?, free_port()?);
         let config_path = options.data_dir.join("host.toml");
-        std::fs::write(&config_path, config_toml(&options, public, admin))?;
-        let admin = AdminClient::new(&format!("http://127.0.0.1:{admin}"), &format!("http://127.0.0.1:{public}"))?;
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        std::fs::write(&config_path, config_toml(&options, public, admin, &token))?;
+        let admin = AdminClient::new(&format!("http://127.0.0.1:{admin}"), &format!("http://127.0.0.1:{public}"), &token)?;
         let mut child = ChildHost { options, config_path, process: None, admin };
         child.restart().await?;
         Ok(child)
@@ -68,6 +73,9 @@ impl ChildHost {
         command.args(["serve", "--config"]).arg(&self.config_path).stdout(Stdio::null()).stderr(log);
         if let Some(filter) = &self.options.rust_log {
             command.env("RUST_LOG", filter);
+        }
+        if let Some(limit) = self.options.open_files_limit {
+            limit_open_files(&mut command, limit);
         }
         self.process = Some(command.spawn().context("starting the host-shim child")?);
         self.wait_until_up().await
@@ -124,9 +132,22 @@ impl Drop for ChildHost {
     }
 }
 
+/// Makes the child start with at most `limit` open files, hard limit included, so
+/// that it cannot raise it.
+fn limit_open_files(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let rlimit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+}
+
 /// The child's config: the simulator's OAuth app and endpoints, loopback listeners,
 /// and egress to the simulator's port alone.
-fn config_toml(options: &ChildOptions, public: u16, admin: u16) -> String {
+fn config_toml(options: &ChildOptions, public: u16, admin: u16, admin_token: &str) -> String {
     let sim_base = &options.sim_base;
     let sim_authority = sim_base.trim_start_matches("http://");
     let range_size = options.range_size.map(|bytes| format!("range_size = {bytes}\n")).unwrap_or_default();
@@ -146,6 +167,8 @@ web-url = "{sim_base}"
 [server]
 public_listen = "127.0.0.1:{public}"
 admin_listen = "127.0.0.1:{admin}"
+admin_token = "{admin_token}"
+{server_settings}
 
 [runtime]
 cache_dir = {cache_dir:?}
@@ -162,6 +185,7 @@ allow_hosts = ["{sim_authority}"]
         cache_dir = options.cache_dir,
         client_id = fixture::CLIENT_ID,
         client_secret = fixture::CLIENT_SECRET,
+        server_settings = options.server_settings.join("\n"),
     )
 }
 

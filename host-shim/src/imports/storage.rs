@@ -3,8 +3,11 @@
 //!
 //! Limits (from the WIT): keys are 1 to 512 bytes of printable ASCII, values at most
 //! 1 MiB. Revisions start at 1 and increase on every write of a key, including across
-//! a delete: a deleted key keeps a tombstone row so that a compare-and-swap prepared
-//! before the delete can never succeed against a value written after it.
+//! a delete or an expiry: a deleted or expired key keeps a tombstone row so that a
+//! compare-and-swap prepared before the delete can never succeed against a value
+//! written after it. The retention sweep ([`KvStore::purge`]) removes tombstones and
+//! expired keys; the highest revision it removed becomes the tenant's floor, and a key
+//! written afresh starts above it, so the guarantee outlives the rows.
 //!
 //! Values are sealed (see [`crate::sealing`]) before they reach SQLite: the connector
 //! keeps client secrets, OAuth tokens and signing secrets here, and the host cannot
@@ -92,8 +95,9 @@ impl KvStore {
         check_key(key)?;
         let row: Option<(Vec<u8>, u64)> = self.db.with(|c| {
             c.query_row(
-                "SELECT value, revision FROM kv WHERE tenant = ?1 AND key = ?2 AND value IS NOT NULL",
-                params![self.tenant, key],
+                "SELECT value, revision FROM kv
+                 WHERE tenant = ?1 AND key = ?2 AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?3)",
+                params![self.tenant, key, unix_secs()],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()
@@ -122,20 +126,25 @@ impl KvStore {
 
     /// Writes a key unconditionally and returns its new revision.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<u64, StorageError> {
-        self.write(key, None, value)
+        self.write(key, None, value, None)
+    }
+
+    /// Writes a key that reads as absent from `expires_at` (Unix seconds) on.
+    pub fn set_expiring(&self, key: &str, value: &[u8], expires_at: u64) -> Result<u64, StorageError> {
+        self.write(key, None, value, Some(i64::try_from(expires_at).unwrap_or(i64::MAX)))
     }
 
     /// Writes a key only if its current revision is `expected` (`None`: the key must
     /// not exist). Returns the new revision, or `Conflict` with nothing written.
     pub fn compare_and_swap(&self, key: &str, expected: Option<u64>, value: &[u8]) -> Result<u64, StorageError> {
-        self.write(key, Some(expected), value)
+        self.write(key, Some(expected), value, None)
     }
 
     /// Reads the revision and writes in one immediate transaction, so no other writer
     /// can slip in between the check and the write. `condition` is `None` for an
     /// unconditional write, `Some(expected)` for compare-and-swap. The value is sealed
     /// before the lock is taken, keeping the critical section short.
-    fn write(&self, key: &str, condition: Option<Option<u64>>, value: &[u8]) -> Result<u64, StorageError> {
+    fn write(&self, key: &str, condition: Option<Option<u64>>, value: &[u8], expires_at: Option<i64>) -> Result<u64, StorageError> {
         check_key(key)?;
         check_value(value)?;
         let sealed = self.sealing.seal(&self.aad(key), value);
@@ -147,25 +156,36 @@ impl KvStore {
             {
                 return Err(StorageError::Conflict);
             }
-            let revision = last.unwrap_or(0) + 1;
+            let revision = match last {
+                Some(last) => last,
+                None => self.floor(&tx)?,
+            } + 1;
             tx.execute(
-                "INSERT INTO kv (tenant, key, value, revision, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                "INSERT INTO kv (tenant, key, value, revision, updated_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
-                                                          updated_at = excluded.updated_at",
-                params![self.tenant, key, sealed, revision, unix_secs()],
+                                                          updated_at = excluded.updated_at, expires_at = excluded.expires_at",
+                params![self.tenant, key, sealed, revision, unix_secs(), expires_at],
             )?;
             tx.commit()?;
             Ok(revision)
         })
     }
 
-    /// The key's live revision (`None` if absent or deleted) and its last revision
-    /// including tombstones (`None` if never written).
+    /// The highest revision of this tenant's purged rows (0 if none was purged).
+    fn floor(&self, c: &Connection) -> rusqlite::Result<u64> {
+        c.query_row("SELECT revision FROM kv_floor WHERE tenant = ?1", [&self.tenant], |row| row.get(0))
+            .optional()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// The key's live revision (`None` if absent, deleted or expired) and its last
+    /// revision including tombstones (`None` if no row is left).
     fn current(&self, c: &Connection, key: &str) -> rusqlite::Result<(Option<u64>, Option<u64>)> {
         let row: Option<(bool, u64)> = c
             .query_row(
-                "SELECT value IS NOT NULL, revision FROM kv WHERE tenant = ?1 AND key = ?2",
-                params![self.tenant, key],
+                "SELECT value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?3), revision
+                 FROM kv WHERE tenant = ?1 AND key = ?2",
+                params![self.tenant, key, unix_secs()],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
@@ -181,8 +201,8 @@ impl KvStore {
         check_key(key)?;
         let changed = self.db.with(|c| {
             c.execute(
-                "UPDATE kv SET value = NULL, revision = revision + 1, updated_at = ?3
-                 WHERE tenant = ?1 AND key = ?2 AND value IS NOT NULL",
+                "UPDATE kv SET value = NULL, revision = revision + 1, updated_at = ?3, expires_at = NULL
+                 WHERE tenant = ?1 AND key = ?2 AND value IS NOT NULL AND (expires_at IS NULL OR expires_at > ?3)",
                 params![self.tenant, key, unix_secs()],
             )
         })?;
@@ -202,13 +222,35 @@ impl KvStore {
             let mut stmt = c.prepare_cached(
                 "SELECT key FROM kv
                  WHERE tenant = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) AND value IS NOT NULL
+                       AND (expires_at IS NULL OR expires_at > ?5)
                  ORDER BY key LIMIT ?4",
             )?;
-            let rows = stmt.query_map(params![self.tenant, prefix, prefix_end(prefix), limit], |row| row.get(0))?;
+            let rows =
+                stmt.query_map(params![self.tenant, prefix, prefix_end(prefix), limit, unix_secs()], |row| row.get(0))?;
             rows.collect::<rusqlite::Result<Vec<String>>>()
         })?;
         Ok(keys)
     }
+}
+
+/// Deletes, for every tenant, the keys expired by `now` (Unix seconds) and the
+/// tombstones of deleted keys, raising each tenant's revision floor to the highest
+/// revision removed. Returns how many rows went.
+pub fn purge(db: &Database, now: i64) -> rusqlite::Result<usize> {
+    db.with(|c| {
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let gone = "value IS NULL OR (expires_at IS NOT NULL AND expires_at <= ?1)";
+        tx.execute(
+            &format!(
+                "INSERT INTO kv_floor (tenant, revision) SELECT tenant, MAX(revision) FROM kv WHERE {gone} GROUP BY tenant
+                 ON CONFLICT (tenant) DO UPDATE SET revision = MAX(revision, excluded.revision)"
+            ),
+            [now],
+        )?;
+        let removed = tx.execute(&format!("DELETE FROM kv WHERE {gone}"), [now])?;
+        tx.commit()?;
+        Ok(removed)
+    })
 }
 
 /// The smallest string greater than every string starting with `prefix`, or `None`
@@ -261,6 +303,67 @@ mod tests {
         assert!(!kv.delete("a").unwrap(), "a second delete finds nothing");
         assert_eq!(kv.get("a").unwrap(), None);
         assert_eq!(kv.set("a", b"three").unwrap(), 4, "revisions keep increasing across a delete");
+    }
+
+    fn row_count(kv: &KvStore) -> i64 {
+        kv.db.with(|c| c.query_row("SELECT COUNT(*) FROM kv", [], |r| r.get(0))).unwrap()
+    }
+
+    #[test]
+    fn an_expired_key_reads_as_absent_and_a_later_set_clears_the_deadline() {
+        let kv = store("t");
+        let now = unix_secs() as u64;
+        assert_eq!(kv.set_expiring("live", b"v", now + 3600).unwrap(), 1);
+        assert_eq!(kv.get("live").unwrap().unwrap().value, b"v");
+        assert_eq!(kv.set_expiring("gone", b"v", now - 1).unwrap(), 1);
+        assert_eq!(kv.get("gone").unwrap(), None);
+        assert_eq!(kv.list_keys("").unwrap(), ["live"]);
+        assert!(!kv.delete("gone").unwrap(), "an expired key is not there to delete");
+        assert_eq!(kv.compare_and_swap("gone", Some(1), b"stale"), Err(StorageError::Conflict));
+        assert_eq!(kv.compare_and_swap("gone", None, b"new").unwrap(), 2, "written afresh above the expired revision");
+        assert_eq!(kv.get("gone").unwrap().unwrap().value, b"new", "compare-and-swap cleared the deadline");
+    }
+
+    #[test]
+    fn purge_removes_expired_keys_and_tombstones_and_revisions_never_repeat() {
+        let kv = store("t");
+        let now = unix_secs();
+        for revision in 1..=3 {
+            assert_eq!(kv.set("deleted", b"v").unwrap(), revision);
+        }
+        kv.delete("deleted").unwrap();
+        kv.set_expiring("expiring", b"v", now as u64 + 10).unwrap();
+        kv.set("kept", b"v").unwrap();
+        assert_eq!(purge(&kv.db, now).unwrap(), 1, "only the tombstone has gone by now");
+        assert_eq!(purge(&kv.db, now + 10).unwrap(), 1, "the expired key goes at its deadline");
+        assert_eq!(row_count(&kv), 1);
+        assert_eq!(kv.get("kept").unwrap().unwrap().value, b"v");
+        // A revision read before the delete (3) can never match the key written again.
+        assert_eq!(kv.set("deleted", b"again").unwrap(), 5, "above the floor of purged revisions");
+        assert_eq!(kv.compare_and_swap("deleted", Some(3), b"stale"), Err(StorageError::Conflict));
+        assert_eq!(store_sharing(&kv, "other").set("deleted", b"v").unwrap(), 1, "each tenant has its own floor");
+    }
+
+    fn store_sharing(kv: &KvStore, tenant: &str) -> KvStore {
+        KvStore::new(kv.db.clone(), tenant, kv.sealing.clone())
+    }
+
+    #[test]
+    fn rows_stay_bounded_under_a_steady_stream_of_expiring_writes() {
+        // One conversation a second, each kept an hour, swept every minute of a
+        // simulated three hours: the table never holds more than an hour and a minute.
+        let kv = store("t");
+        let start = unix_secs();
+        let mut most = 0;
+        for second in 0..3 * 3600 {
+            kv.set_expiring(&format!("interaction/{second}"), b"v", (start + second + 3600) as u64).unwrap();
+            if second % 60 == 0 {
+                purge(&kv.db, start + second).unwrap();
+            }
+            most = most.max(row_count(&kv));
+        }
+        assert!(most <= 3600 + 60, "at most {most} rows");
+        assert!(most >= 3600, "rows live their hour: {most}");
     }
 
     #[test]

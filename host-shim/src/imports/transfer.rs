@@ -47,7 +47,7 @@ use url::Url;
 
 use super::http::{EgressError, EgressPolicy, address_denied, error_chain, request_headers};
 use crate::blobs::{BlobInfo, BlobStore};
-use crate::db::{Database, unix_secs};
+use crate::db::{Database, Page, unix_secs};
 use hashing::{HashFeed, PrefixHasher};
 use staging::{AlignedBuf, BLOCK, StagingFile};
 
@@ -71,8 +71,6 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Headers the engine sets itself.
 const ENGINE_HEADERS: &[&str] = &["range", "if-range", "accept-encoding"];
 /// Most rows `list` returns.
-const LIST_LIMIT: u32 = 500;
-
 /// Transfer settings (`[transfer]` in the host's config).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -274,15 +272,26 @@ impl TransferEngine {
         row.transpose()
     }
 
-    /// The most recent transfers, newest first, for the admin view.
-    pub fn list(&self) -> rusqlite::Result<Vec<TransferRow>> {
-        self.inner.db.with(|c| {
-            let mut stmt = c.prepare_cached(
+    /// A page of transfers, newest first, and the cursor of the next page.
+    pub fn list(&self, page: &Page) -> rusqlite::Result<(Vec<TransferRow>, Option<String>)> {
+        let rows = self.inner.db.with(|c| {
+            let mut stmt = c.prepare_cached(&format!(
                 "SELECT key, state, done_bytes, expected_size, resume_from, blob_id, error, created_at, updated_at
-                 FROM transfers ORDER BY created_at DESC, key LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([LIST_LIMIT], transfer_row)?;
-            rows.collect()
+                 FROM transfers {}",
+                Page::sql("created_at", "key")
+            ))?;
+            let (time, id, limit) = page.params();
+            let rows = stmt.query_map(params![time, id, limit], transfer_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(page.finish(rows, |t| (t.created_at, &t.key)))
+    }
+
+    /// Deletes the transfers that ended (complete or failed) before `cutoff_secs`;
+    /// their blobs stay, as documents point at them. Returns how many.
+    pub fn prune_finished(&self, cutoff_secs: i64) -> rusqlite::Result<usize> {
+        self.inner.db.with(|c| {
+            c.execute("DELETE FROM transfers WHERE state IN ('complete', 'failed') AND updated_at < ?1", [cutoff_secs])
         })
     }
 
@@ -1239,7 +1248,7 @@ mod tests {
         assert_eq!(src.if_range_seen.lock().unwrap().len(), 17, "every range after the first is pinned");
         assert!(src.if_range_seen.lock().unwrap().iter().all(|v| v == "\"v1\""));
         assert_eq!(f.staging_files(), 0);
-        let rows = f.engine.list().unwrap();
+        let rows = f.engine.list(&Page::first(500)).unwrap().0;
         assert_eq!(
             (rows[0].state.as_str(), rows[0].done, rows[0].blob_id.as_deref()),
             ("complete", blob.size, Some(blob.id.as_str()))
@@ -1364,7 +1373,7 @@ mod tests {
             }
         }
         assert_eq!(seen, Some(RANGE), "the first range is reported while the others stall");
-        assert_eq!(f.engine.list().unwrap()[0].total, total);
+        assert_eq!(f.engine.list(&Page::first(500)).unwrap().0[0].total, total);
         assert!(matches!(f.outcome("k").await, TransferStatus::Complete(_)));
     }
 
@@ -1439,7 +1448,7 @@ mod tests {
             assert!(matches!(f.engine.start_download(req).await, Err(TransferError::InvalidRequest(_))), "{shown}");
         }
         assert_eq!(f.engine.status("k").unwrap(), None, "nothing was recorded");
-        assert!(f.engine.list().unwrap().is_empty());
+        assert!(f.engine.list(&Page::first(500)).unwrap().0.is_empty());
         assert!(matches!(f.engine.status(""), Err(TransferError::InvalidRequest(_))));
     }
 

@@ -61,6 +61,10 @@ impl storage::Host for HostState {
         self.services.storage.set(&key, &value).map_err(storage_error)
     }
 
+    async fn set_expiring(&mut self, key: String, value: Vec<u8>, expires_at: u64) -> Result<u64, storage::StorageError> {
+        self.services.storage.set_expiring(&key, &value, expires_at).map_err(storage_error)
+    }
+
     async fn compare_and_swap(&mut self, key: String, expected: Option<u64>, value: Vec<u8>) -> Result<u64, storage::StorageError> {
         self.services.storage.compare_and_swap(&key, expected, &value).map_err(storage_error)
     }

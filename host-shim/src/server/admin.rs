@@ -3,8 +3,9 @@
 //! documents a push made, and the jobs behind them. Every route is in the README.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,12 +13,26 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::admin_guard::{self, AdminGuard};
+use super::body::{self, BodyLimits};
 use super::public::OAUTH_CALLBACK;
 use super::{AppState, error_response, reply};
+use crate::db::Page;
 use crate::runtime::{BrowseKind, Property, bindings};
 
-/// The admin routes, under `/admin/api`.
-pub fn router(state: AppState) -> Router {
+/// Most rows of a list in one page, and the default.
+const MAX_PAGE: u32 = 500;
+const DEFAULT_PAGE: u32 = 100;
+
+/// The admin routes, under `/admin/api`, behind the guard (outermost: nothing of a
+/// refused request is read) and the body reader.
+pub fn router(state: AppState, guard: Arc<AdminGuard>, body_limits: BodyLimits) -> Router {
+    routes(state)
+        .layer(axum::middleware::from_fn_with_state(body_limits, body::buffer))
+        .layer(axum::middleware::from_fn_with_state(guard, admin_guard::check))
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/admin/api/provider", get(describe).put(configure))
         .route("/admin/api/folders", get(list_folders).post(create_folder))
@@ -112,7 +127,10 @@ async fn connect(State(s): State<AppState>, Path(user): Path<String>) -> Respons
 }
 
 async fn connection(State(s): State<AppState>, Path(user): Path<String>) -> Response {
-    reply("oauth.status", s.runtime.oauth_status(&user).await)
+    match s.runtime.oauth_status(&user).await {
+        Ok(Ok(None)) => error_response(StatusCode::NOT_FOUND, format!("{user} has not connected a Frame.io account")),
+        other => reply("oauth.status", other),
+    }
 }
 
 async fn refresh(State(s): State<AppState>, Path(user): Path<String>) -> Response {
@@ -157,9 +175,46 @@ async fn unbind(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn list_jobs(State(s): State<AppState>) -> Response {
-    match s.queue.list(200) {
-        Ok(jobs) => Json(jobs).into_response(),
+/// `?limit=` (at most 500, 100 by default) and `?after=` (the `next` of the page
+/// before) page a list, newest first.
+#[derive(Deserialize)]
+struct PageQuery {
+    limit: Option<u32>,
+    after: Option<String>,
+    /// Jobs only: the one job queued under this key.
+    key: Option<String>,
+}
+
+impl PageQuery {
+    fn page(&self) -> Result<Page, Response> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(error_response(StatusCode::BAD_REQUEST, format!("limit must be 1 to {MAX_PAGE}")));
+        }
+        let after = match &self.after {
+            Some(cursor) => Some(Page::parse_cursor(cursor).ok_or_else(|| error_response(StatusCode::BAD_REQUEST, "after is not a cursor this API gave"))?),
+            None => None,
+        };
+        Ok(Page { limit, after })
+    }
+}
+
+/// `{"<name>": [rows], "next": cursor or null}`.
+fn paged<T: serde::Serialize>(name: &str, (rows, next): (Vec<T>, Option<String>)) -> Response {
+    Json(json!({ name: rows, "next": next })).into_response()
+}
+
+async fn list_jobs(State(s): State<AppState>, Query(q): Query<PageQuery>) -> Response {
+    let page = match q.page() {
+        Ok(page) => page,
+        Err(refused) => return refused,
+    };
+    let listed = match &q.key {
+        Some(key) => s.queue.find_by_key(key).map(|job| (job.into_iter().collect(), None)),
+        None => s.queue.list(&page),
+    };
+    match listed {
+        Ok(jobs) => paged("jobs", jobs),
         Err(e) => host_failure(e),
     }
 }
@@ -172,9 +227,13 @@ async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn list_transfers(State(s): State<AppState>) -> Response {
-    match s.runtime.services().transfers.list() {
-        Ok(transfers) => Json(transfers).into_response(),
+async fn list_transfers(State(s): State<AppState>, Query(q): Query<PageQuery>) -> Response {
+    let page = match q.page() {
+        Ok(page) => page,
+        Err(refused) => return refused,
+    };
+    match s.runtime.services().transfers.list(&page) {
+        Ok(transfers) => paged("transfers", transfers),
         Err(e) => host_failure(e),
     }
 }

@@ -1,8 +1,14 @@
 //! Inbound HTTP: the public listener (Frame.io's requests, the OAuth redirect) and
-//! the admin JSON API, each on its own address so the admin API can stay on loopback.
+//! the admin JSON API, each on its own address so the admin API can stay on loopback,
+//! each with its own connection cap and timeouts.
 
 pub mod admin;
+pub mod admin_guard;
+pub mod body;
+pub mod connections;
+pub mod listener;
 pub mod public;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -10,7 +16,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::queue::JobQueue;
 use crate::runtime::{ConnectorError, Runtime};
@@ -24,8 +30,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// The public base URL (where Frame.io and browsers reach us).
     pub public_url: String,
-    /// Largest inbound body passed to the component.
-    pub max_inbound_body_bytes: usize,
+    /// One permit per inbound request the component may handle at once.
+    pub inbound_slots: Arc<Semaphore>,
 }
 
 /// A JSON error body: `{"error": reason}`.

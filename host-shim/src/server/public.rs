@@ -2,14 +2,18 @@
 //! `inbound.handle` unchanged (raw body, all headers), and `/oauth/callback`
 //! completes a user's connection.
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get};
 use serde::Deserialize;
 
+use super::body::{self, BodyLimits};
+use super::throttle::{self, FailureLimiter};
 use super::{AppState, component_failure, error_response, unix_now};
 use crate::runtime::inbound;
 
@@ -18,25 +22,29 @@ pub const INBOUND_PREFIX: &str = "/frameio";
 /// The OAuth redirect URI path.
 pub const OAUTH_CALLBACK: &str = "/oauth/callback";
 
-/// The public routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The public routes. A body is read whole (within the size cap and deadline)
+/// before a handler runs; a source whose signatures keep failing is turned away
+/// before its body is read.
+pub fn router(state: AppState, body_limits: BodyLimits, limiter: Option<Arc<FailureLimiter>>) -> Router {
+    let router = Router::new()
         .route("/frameio/{*rest}", any(inbound_request))
         .route(OAUTH_CALLBACK, get(oauth_callback))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(body_limits, body::buffer));
+    match limiter {
+        Some(limiter) => router.layer(axum::middleware::from_fn_with_state(limiter, throttle::limit)),
+        None => router,
+    }
 }
 
-async fn inbound_request(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > state.max_inbound_body_bytes) {
-        return too_large(state.max_inbound_body_bytes);
-    }
-    // The cap holds for chunked bodies too: reading stops at the limit.
-    let Ok(body) = axum::body::to_bytes(body, state.max_inbound_body_bytes).await else {
-        return too_large(state.max_inbound_body_bytes);
-    };
+async fn inbound_request(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let req = inbound_from(&method, &uri, &headers, body);
-    let reply = match state.runtime.handle_inbound(&req).await {
+    let reply = {
+        // Never closed: acquiring fails only on a closed semaphore.
+        let _slot = state.inbound_slots.acquire().await.expect("the inbound semaphore is never closed");
+        state.runtime.handle_inbound(&req).await
+    };
+    let reply = match reply {
         Ok(reply) => reply,
         Err(e) => return component_failure("an inbound request", &e),
     };
@@ -51,10 +59,6 @@ async fn inbound_request(State(state): State<AppState>, method: Method, uri: Uri
         state.wake.notify_one();
     }
     response_from(reply)
-}
-
-fn too_large(limit: usize) -> Response {
-    error_response(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than {limit} bytes"))
 }
 
 fn inbound_from(method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> inbound::Request {
