@@ -53,12 +53,20 @@ pub struct Connection {
     since_ms: AtomicU64,
     epoch: Instant,
     close: Notify,
+    /// Wakes the watchdog when a header starts, whose deadline may be sooner than the idle one.
+    header_started: Notify,
 }
 
 impl Connection {
     fn new(epoch: Instant) -> Connection {
         let connection =
-            Connection { phase: AtomicU8::new(Phase::Idle as u8), since_ms: AtomicU64::new(0), epoch, close: Notify::new() };
+            Connection {
+            phase: AtomicU8::new(Phase::Idle as u8),
+            since_ms: AtomicU64::new(0),
+            epoch,
+            close: Notify::new(),
+            header_started: Notify::new(),
+        };
         connection.enter(Phase::Idle);
         connection
     }
@@ -83,6 +91,7 @@ impl Connection {
     fn bytes_arrived(&self) {
         if self.phase.compare_exchange(Phase::Idle as u8, Phase::Header as u8, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
             self.since_ms.store(self.now_ms(), Ordering::Relaxed);
+            self.header_started.notify_one();
         }
     }
 
@@ -106,6 +115,7 @@ impl Connection {
             };
             tokio::select! {
                 _ = self.close.notified() => return,
+                _ = self.header_started.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
