@@ -349,6 +349,39 @@ mod tests {
     }
 
     #[test]
+    fn pages_list_every_job_once_newest_first() {
+        let q = queue();
+        for i in 0..5 {
+            q.enqueue(&format!("k{i}"), "push", b"").unwrap();
+        }
+        let (mut seen, mut page) = (Vec::new(), Page::first(2));
+        loop {
+            let (rows, next) = q.list(&page).unwrap();
+            assert!(rows.len() <= 2);
+            seen.extend(rows.into_iter().map(|j| (j.created_at, j.id)));
+            let Some(cursor) = next else { break };
+            page.after = Some(Page::parse_cursor(&cursor).unwrap());
+        }
+        assert_eq!(seen.len(), 5);
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, sorted, "newest first, none twice");
+        assert_eq!(Page::parse_cursor("not a cursor"), None);
+    }
+
+    #[test]
+    fn finished_jobs_older_than_the_cutoff_are_pruned() {
+        let q = queue();
+        q.enqueue("old", "push", b"").unwrap();
+        let job = q.claim_due(later()).unwrap().unwrap();
+        q.finish(&job.id, "imported").unwrap();
+        assert_eq!(q.get(&job.id).unwrap().unwrap().status_text.as_deref(), Some("done: imported"));
+        q.enqueue("queued", "push", b"").unwrap();
+        assert_eq!(q.prune_finished(unix_millis() + 1).unwrap(), 1, "only the finished one");
+        assert!(q.find_by_key("queued").unwrap().is_some());
+    }
+
+    #[test]
     fn counts_jobs_by_state() {
         let q = queue();
         let first = q.enqueue("push:1", "push", b"a").unwrap().unwrap();

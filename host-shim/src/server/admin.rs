@@ -186,13 +186,14 @@ struct PageQuery {
 }
 
 impl PageQuery {
-    fn page(&self) -> Result<Page, Response> {
+    /// The page asked for; the error is the 400 reason.
+    fn page(&self) -> Result<Page, String> {
         let limit = self.limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(error_response(StatusCode::BAD_REQUEST, format!("limit must be 1 to {MAX_PAGE}")));
+            return Err(format!("limit must be 1 to {MAX_PAGE}"));
         }
         let after = match &self.after {
-            Some(cursor) => Some(Page::parse_cursor(cursor).ok_or_else(|| error_response(StatusCode::BAD_REQUEST, "after is not a cursor this API gave"))?),
+            Some(cursor) => Some(Page::parse_cursor(cursor).ok_or("after is not a cursor this API gave")?),
             None => None,
         };
         Ok(Page { limit, after })
@@ -207,7 +208,7 @@ fn paged<T: serde::Serialize>(name: &str, (rows, next): (Vec<T>, Option<String>)
 async fn list_jobs(State(s): State<AppState>, Query(q): Query<PageQuery>) -> Response {
     let page = match q.page() {
         Ok(page) => page,
-        Err(refused) => return refused,
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, why),
     };
     let listed = match &q.key {
         Some(key) => s.queue.find_by_key(key).map(|job| (job.into_iter().collect(), None)),
@@ -230,7 +231,7 @@ async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Response {
 async fn list_transfers(State(s): State<AppState>, Query(q): Query<PageQuery>) -> Response {
     let page = match q.page() {
         Ok(page) => page,
-        Err(refused) => return refused,
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, why),
     };
     match s.runtime.services().transfers.list(&page) {
         Ok(transfers) => paged("transfers", transfers),

@@ -160,7 +160,8 @@ impl Registry {
     }
 
     /// How many connections are open.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
