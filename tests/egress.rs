@@ -17,7 +17,7 @@ async fn push_file_stored_at(world: &World, url: &str) -> (host_shim::queue::Job
     world.connect("dana").await.unwrap();
     let folder = world.create_folder("/Marketing/Spring", "Spring").await.unwrap();
     let folder_id = folder["id"].as_str().unwrap().to_string();
-    let bound = world.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap().body;
+    let bound = world.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap().body;
     let action_id = bound["action_id"].as_str().unwrap();
     let new_file = json!({ "name": "exfil.mov", "filetype": "video/quicktime", "filesize": 1024, "original_url": url });
     let created: Value = reqwest::Client::new()

@@ -72,30 +72,33 @@ async fn connecting_checks_the_state_and_stores_tokens() {
 }
 
 #[tokio::test]
-async fn browsing_follows_pagination_through_accounts_teams_projects_and_folders() {
-    // Two entries a page: Editorial's three projects and the Spring root's folders
-    // only come back whole if every page is followed.
+async fn browsing_pages_by_cursor_through_accounts_workspaces_projects_and_children() {
+    // Two entries a page: Editorial's three projects and the Spring root's children
+    // only come back whole if every cursor is followed.
     let (world, _dir) = world_with(|o| o.sim.max_page_size = 2).await;
     world.configure_provider().await.unwrap();
     world.connect("dana").await.unwrap();
-    let get = |path: String| {
-        let world = &world;
-        async move {
-            let a = world.admin(Method::GET, &path, None).await.unwrap();
-            assert_eq!(a.status, 200, "{path}: {}", a.body);
-            a.body.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect::<Vec<_>>()
-        }
-    };
-    let accounts = world.admin(Method::GET, "/users/dana/accounts", None).await.unwrap().body;
-    assert!(!accounts.as_array().unwrap().is_empty());
-    let account = accounts[0]["id"].as_str().unwrap();
-    assert!(!get(format!("/users/dana/accounts/{account}/teams")).await.is_empty());
-    let projects = get(format!("/users/dana/teams/{}/projects", fixture::EDITORIAL_TEAM)).await;
-    assert_eq!(projects, ["Spring Campaign", "Documentary", "Archive 2023"]);
-    let shared = get("/users/dana/shared-projects".into()).await;
-    assert_eq!(shared, ["Client Review"]);
-    let folders = get(format!("/users/dana/folders/{}/folders", fixture::SPRING_ROOT)).await;
-    assert!(folders.contains(&"Footage".to_string()), "{folders:?}");
+    let names = |entries: &[serde_json::Value]| entries.iter().map(|e| e["name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let (accounts, _) = world.browse_all("/users/dana/accounts").await.unwrap();
+    assert!(accounts.iter().all(|a| a["kind"] == "account"), "{accounts:?}");
+    let account = fixture::REYES_STUDIO;
+    let (workspaces, _) = world.browse_all(&format!("/users/dana/accounts/{account}/workspaces")).await.unwrap();
+    assert!(names(&workspaces).contains(&"Editorial".to_string()), "{workspaces:?}");
+    let path = format!("/users/dana/accounts/{account}/workspaces/{}/projects", fixture::EDITORIAL_TEAM);
+    let (projects, pages) = world.browse_all(&path).await.unwrap();
+    assert_eq!(names(&projects), ["Spring Campaign", "Documentary", "Archive 2023"]);
+    assert_eq!(pages, 2, "three projects, two a page");
+    assert_eq!(projects[0]["root_folder_id"], fixture::SPRING_ROOT);
+    let (shared, _) = world.browse_all("/users/dana/shared-projects").await.unwrap();
+    assert_eq!(names(&shared), ["Client Review"]);
+    let root = format!("/users/dana/accounts/{account}/folders/{}/children", fixture::SPRING_ROOT);
+    let (folders, _) = world.browse_all(&format!("{root}?kinds=folders")).await.unwrap();
+    assert_eq!(names(&folders), ["Footage"]);
+    let (all, _) = world.browse_all(&root).await.unwrap();
+    let kinds: Vec<&str> = all.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"file") && kinds.contains(&"version-stack") && kinds.contains(&"folder"), "{all:?}");
+    let bad = world.admin(Method::GET, &format!("{root}?cursor=not-a-page"), None).await.unwrap();
+    assert_eq!(bad.status, 400, "{}", bad.body);
     world.stop().await;
 }
 
@@ -201,7 +204,7 @@ async fn folders_and_unfinished_uploads_are_answered_with_a_message() {
 async fn a_clashing_action_name_is_refused_and_creates_nothing() {
     let (world, _dir, bound) = bound_world().await;
     let other = world.create_folder("/Marketing/Other", "Other").await.unwrap();
-    let answer = world.bind("dana", other["id"].as_str().unwrap(), fixture::SPRING_CAMPAIGN, "publish to DAM").await.unwrap();
+    let answer = world.bind("dana", other["id"].as_str().unwrap(), fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "publish to DAM").await.unwrap();
     assert_eq!(answer.status, 409, "{}", answer.body);
     assert!(answer.body["error"].as_str().unwrap().contains("already exists"));
     let bindings = world.admin(Method::GET, "/bindings", None).await.unwrap().body;
@@ -299,7 +302,7 @@ async fn a_failed_import_tells_the_pusher_why_and_makes_no_document() {
     world.connect("dana").await.unwrap();
     let folder = world.create_folder("/Marketing/Spring", "Spring").await.unwrap();
     let folder_id = folder["id"].as_str().unwrap();
-    let bound = world.bind("dana", folder_id, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap().body;
+    let bound = world.bind("dana", folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap().body;
     let action_id = bound["action_id"].as_str().unwrap();
     let job = push_and_wait(&world, action_id, fixture::INTERVIEW_MP4, json!({"notify": "no"})).await;
     assert_eq!(job.state, "failed", "{job:?}");
@@ -376,7 +379,7 @@ async fn a_full_instance_pool_makes_calls_wait_instead_of_failing() {
     for answer in futures_util::future::join_all(calls).await {
         let answer = answer.unwrap();
         assert_eq!(answer.status, 200, "{}", answer.body);
-        assert_eq!(answer.body[0]["name"], "Client Review");
+        assert_eq!(answer.body["entries"][0]["name"], "Client Review");
     }
     world.stop().await;
 }

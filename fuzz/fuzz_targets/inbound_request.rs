@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use arbitrary::Arbitrary;
-use frameio_connector::bindings::{self, BindRequest, Binding};
+use frameio_connector::flows::Context;
+use frameio_connector::flows::bindings::{self, BindRequest, Binding};
 use frameio_connector::fake_host::{FakeHost, configure, connect, serve_frameio};
 use frameio_connector::host::{Entry, Header};
 use frameio_connector::inbound::{self, MAX_BODY_BYTES, Request};
@@ -192,8 +193,14 @@ fn prepare(unbind: bool) -> (FakeHost, Binding) {
     configure(&host);
     connect(&host, "alice", host.now.get() + 3600);
     serve_frameio(&host);
-    let req = BindRequest { user: "alice".into(), folder_id: "f1".into(), project_id: "p1".into(), action_name: "Push".into() };
-    let binding = bindings::bind(&host, &req).expect("binding against the fake host");
+    let req = BindRequest {
+        user: "alice".into(),
+        folder_id: "f1".into(),
+        account_id: String::new(),
+        project_id: "p1".into(),
+        action_name: "Push".into(),
+    };
+    let binding = bindings::bind(&Context::load(&host).unwrap(), &req).expect("binding against the fake host");
     assert_eq!(binding.secrets, vec![SECRET.to_string()]);
     let click = br#"{"action_id":"act1","interaction_id":"i1","resource":{"id":"a1","type":"asset"},"user":{"id":"u7"}}"#;
     let now = host.now.get();
@@ -203,7 +210,7 @@ fn prepare(unbind: bool) -> (FakeHost, Binding) {
     assert_eq!(reply.status, 200);
     assert!(host.kv.borrow().contains_key("interaction/i1"), "the click is recorded");
     if unbind {
-        bindings::unbind(&host, &binding.id).expect("unbinding against the fake host");
+        bindings::unbind(&Context::load(&host).unwrap(), &binding.id).expect("unbinding against the fake host");
     }
     (host, binding)
 }

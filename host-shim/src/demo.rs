@@ -53,30 +53,30 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     detail(text_of(&page));
 
     step(3, "Dana browses Frame.io to pick a project");
-    let accounts = w.admin(reqwest::Method::GET, "/users/dana/accounts", None).await?.body;
-    let account = accounts[0]["id"].as_str().context("no account")?.to_string();
+    let (accounts, _) = w.browse_all("/users/dana/accounts").await?;
+    let account = accounts.first().and_then(|a| a["id"].as_str()).context("no account")?.to_string();
     detail(format!("accounts: {}", names(&accounts)));
-    let teams = w.admin(reqwest::Method::GET, &format!("/users/dana/accounts/{account}/teams"), None).await?.body;
-    detail(format!("teams: {}", names(&teams)));
-    let projects =
-        w.admin(reqwest::Method::GET, &format!("/users/dana/teams/{}/projects", fixture::EDITORIAL_TEAM), None).await?.body;
+    let (workspaces, _) = w.browse_all(&format!("/users/dana/accounts/{account}/workspaces")).await?;
+    detail(format!("workspaces: {}", names(&workspaces)));
+    let editorial = format!("/users/dana/accounts/{account}/workspaces/{}/projects", fixture::EDITORIAL_TEAM);
+    let (projects, _) = w.browse_all(&editorial).await?;
     detail(format!("Editorial projects: {}", names(&projects)));
-    let shared = w.admin(reqwest::Method::GET, "/users/dana/shared-projects", None).await?.body;
+    let (shared, _) = w.browse_all("/users/dana/shared-projects").await?;
     detail(format!("shared with Dana: {}", names(&shared)));
-    let folders =
-        w.admin(reqwest::Method::GET, &format!("/users/dana/folders/{}/folders", fixture::SPRING_ROOT), None).await?.body;
+    let root = format!("/users/dana/accounts/{account}/folders/{}/children?kinds=folders", fixture::SPRING_ROOT);
+    let (folders, _) = w.browse_all(&root).await?;
     detail(format!("folders in Spring Campaign: {}", names(&folders)));
 
     step(4, "Dana binds the DAM folder /Marketing/Spring to Spring Campaign");
     let folder = w.create_folder("/Marketing/Spring", "Spring").await?;
     let folder_id = folder["id"].as_str().context("folder id")?.to_string();
-    let bound = w.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "Publish to DAM").await?;
+    let bound = w.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Publish to DAM").await?;
     if !bound.status.is_success() {
         bail!("bind failed: {}", bound.body);
     }
     let action_id = bound.body["action_id"].as_str().context("action id")?.to_string();
     detail(format!("binding {} created custom action \"Publish to DAM\" ({action_id})", bound.body["id"].as_str().unwrap_or("")));
-    let clash = w.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "publish to dam").await?;
+    let clash = w.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "publish to dam").await?;
     detail(format!("binding again with the same name is refused: {} {}", clash.status, clash.body["error"]));
 
     step(5, "Sam pushes interview.mp4 from Frame.io with the custom action");
@@ -159,8 +159,8 @@ async fn show_document(w: &World, id: &str, with_properties: bool) -> anyhow::Re
     Ok(())
 }
 
-fn names(list: &Value) -> String {
-    let names: Vec<&str> = list.as_array().into_iter().flatten().filter_map(|e| e["name"].as_str()).collect();
+fn names(list: &[Value]) -> String {
+    let names: Vec<&str> = list.iter().filter_map(|e| e["name"].as_str()).collect();
     names.join(", ")
 }
 

@@ -27,6 +27,8 @@ pub mod fixture {
     pub const DANA: &str = "10000000-0000-4000-8000-000000000001";
     /// Sam, a member of the Editorial team, who pushes assets.
     pub const SAM: &str = "10000000-0000-4000-8000-000000000002";
+    /// Dana's account, "Reyes Studio".
+    pub const REYES_STUDIO: &str = "20000000-0000-4000-8000-000000000001";
     /// The Editorial team.
     pub const EDITORIAL_TEAM: &str = "30000000-0000-4000-8000-000000000001";
     /// The "Spring Campaign" project (Editorial team).
@@ -243,9 +245,29 @@ impl AdminClient {
         self.admin_ok(reqwest::Method::POST, "/folders", Some(json!({ "path": path, "title": title }))).await
     }
 
+    /// Every entry of a browse list (`/users/<user>/accounts`...), following its
+    /// page cursors to the end; also how many pages that took.
+    pub async fn browse_all(&self, path: &str) -> anyhow::Result<(Vec<Value>, usize)> {
+        let (mut entries, mut pages, mut cursor) = (Vec::new(), 0, None::<String>);
+        loop {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let url = match &cursor {
+                Some(c) => format!("{path}{separator}cursor={}", url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()),
+                None => path.to_string(),
+            };
+            let page = self.admin_ok(reqwest::Method::GET, &url, None).await?;
+            pages += 1;
+            entries.extend(page["entries"].as_array().context("a browse page has entries")?.iter().cloned());
+            match page["next"].as_str() {
+                Some(next) if pages < 1000 => cursor = Some(next.to_string()),
+                _ => return Ok((entries, pages)),
+            }
+        }
+    }
+
     /// Binds a folder to a project with a named custom action.
-    pub async fn bind(&self, user: &str, folder_id: &str, project_id: &str, action_name: &str) -> anyhow::Result<Answer> {
-        let req = json!({ "user": user, "folder_id": folder_id, "project_id": project_id, "action_name": action_name });
+    pub async fn bind(&self, user: &str, folder_id: &str, account_id: &str, project_id: &str, action_name: &str) -> anyhow::Result<Answer> {
+        let req = json!({ "user": user, "folder_id": folder_id, "account_id": account_id, "project_id": project_id, "action_name": action_name });
         self.admin(reqwest::Method::POST, "/bindings", Some(req)).await
     }
 

@@ -75,7 +75,7 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     admin.connect("dana").await.unwrap();
     let folder = admin.create_folder("/Chaos", "Chaos").await.unwrap();
     let folder_id = folder["id"].as_str().unwrap().to_string();
-    let bound = admin.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "Chaos import").await.unwrap();
+    let bound = admin.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Chaos import").await.unwrap();
     assert_eq!(bound.status, 201, "{}", bound.body);
     let action_id = bound.body["action_id"].as_str().unwrap().to_string();
     let assets = add_assets(&sim, pushes, &mut rng).await.unwrap();
@@ -144,7 +144,7 @@ async fn a_host_killed_mid_import_resumes_from_its_checkpoint() {
     let admin = host.admin.clone();
     admin.connect("dana").await.unwrap();
     let folder_id = admin.create_folder("/Resume", "Resume").await.unwrap()["id"].as_str().unwrap().to_string();
-    let bound = admin.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "Resume import").await.unwrap();
+    let bound = admin.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Resume import").await.unwrap();
     let action_id = bound.body["action_id"].as_str().unwrap().to_string();
     // 48 ranges, each answered after 200 ms, 4 at a time: about 2.5 s of transfer.
     let size = 48 * RANGE_SIZE - 1000;

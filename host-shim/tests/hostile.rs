@@ -78,7 +78,7 @@ async fn until_closed(stream: &mut TcpStream, started: Instant) -> (String, Dura
 async fn bind(host: &ChildHost) -> String {
     host.admin.connect("dana").await.unwrap();
     let folder = host.admin.create_folder("/Hostile", "Hostile").await.unwrap();
-    let bound = host.admin.bind("dana", folder["id"].as_str().unwrap(), fixture::SPRING_CAMPAIGN, "Hostile import").await.unwrap();
+    let bound = host.admin.bind("dana", folder["id"].as_str().unwrap(), fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Hostile import").await.unwrap();
     assert_eq!(bound.status, 201, "{}", bound.body);
     bound.body["action_id"].as_str().unwrap().to_string()
 }

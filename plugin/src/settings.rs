@@ -11,24 +11,68 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::{Error, Result};
+use crate::frameio::model::Generation;
 use crate::host::Host;
 use crate::store;
 
-/// Frame.io's Legacy (v2) OAuth authorization endpoint.
-pub const DEFAULT_AUTHORIZATION_URL: &str = "https://applications.frame.io/oauth2/auth";
-/// Frame.io's Legacy (v2) OAuth token endpoint.
-pub const DEFAULT_TOKEN_URL: &str = "https://applications.frame.io/oauth2/token";
-/// Frame.io's Legacy API base.
-pub const DEFAULT_API_URL: &str = "https://api.frame.io/v2";
-/// Frame.io's web app, for links back to an asset.
-pub const DEFAULT_WEB_URL: &str = "https://app.frame.io";
-/// The scopes the connector needs: `offline` for a refresh token, the rest for
-/// browsing, reading assets and managing custom actions.
-pub const DEFAULT_SCOPES: &str =
-    "offline account.read team.read project.read asset.read action.create action.read action.update action.delete";
+/// The Legacy API's prefilled values: Frame.io's own OAuth server.
+pub const V2_DEFAULTS: Defaults = Defaults {
+    authorization_url: "https://applications.frame.io/oauth2/auth",
+    token_url: "https://applications.frame.io/oauth2/token",
+    api_url: "https://api.frame.io/v2",
+    web_url: "https://app.frame.io",
+    // `offline` for a refresh token, the rest for browsing, reading assets and
+    // managing custom actions.
+    scopes: "offline account.read team.read project.read asset.read action.create action.read action.update action.delete",
+    use_pkce: "false",
+};
 
-/// Scopes without which the push flow cannot work.
-const REQUIRED_SCOPES: [&str; 5] = ["offline", "asset.read", "action.create", "action.delete", "team.read"];
+/// Frame.io V4's prefilled values: Adobe IMS sign-in, always with PKCE.
+pub const V4_DEFAULTS: Defaults = Defaults {
+    authorization_url: "https://ims-na1.adobelogin.com/ims/authorize/v2",
+    token_url: "https://ims-na1.adobelogin.com/ims/token/v3",
+    api_url: "https://api.frame.io/v4",
+    web_url: "https://next.frame.io",
+    scopes: "openid offline_access profile email additional_info.roles",
+    use_pkce: "true",
+};
+
+/// Scopes without which the push flow cannot work, per generation.
+const V2_REQUIRED_SCOPES: [&str; 5] = ["offline", "asset.read", "action.create", "action.delete", "team.read"];
+const V4_REQUIRED_SCOPES: [&str; 2] = ["openid", "offline_access"];
+
+/// The values a generation prefills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Defaults {
+    pub authorization_url: &'static str,
+    pub token_url: &'static str,
+    pub api_url: &'static str,
+    pub web_url: &'static str,
+    pub scopes: &'static str,
+    pub use_pkce: &'static str,
+}
+
+impl Defaults {
+    /// The prefilled values of `generation`.
+    pub fn of(generation: Generation) -> Defaults {
+        match generation {
+            Generation::V2 => V2_DEFAULTS,
+            Generation::V4 => V4_DEFAULTS,
+        }
+    }
+
+    /// As setting names and values.
+    pub fn fields(&self) -> [(&'static str, &'static str); 6] {
+        [
+            ("authorization-url", self.authorization_url),
+            ("token-url", self.token_url),
+            ("api-url", self.api_url),
+            ("web-url", self.web_url),
+            ("scopes", self.scopes),
+            ("use-pkce", self.use_pkce),
+        ]
+    }
+}
 
 /// One field of the settings form (WIT `provider.setting-field`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +83,16 @@ pub struct SettingField {
     pub required: bool,
     pub secret: bool,
     pub default_value: Option<&'static str>,
+    /// The values to choose from; empty for free text.
+    pub choices: Vec<&'static str>,
+}
+
+/// Values to prefill when a choice field takes a value (WIT `provider.preset`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preset {
+    pub field: &'static str,
+    pub choice: &'static str,
+    pub values: Vec<(&'static str, &'static str)>,
 }
 
 /// The provider descriptor (WIT `provider.descriptor`).
@@ -47,11 +101,15 @@ pub struct Descriptor {
     pub service_name: &'static str,
     pub description: &'static str,
     pub settings: Vec<SettingField>,
+    pub presets: Vec<Preset>,
 }
 
 /// The stored, validated settings.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Settings {
+    /// Settings stored before V4 support have no generation: they are v2.
+    #[serde(default)]
+    pub api: Generation,
     pub client_id: String,
     pub client_secret: String,
     pub authorization_url: String,
@@ -66,6 +124,7 @@ pub struct Settings {
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
+            .field("api", &self.api)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("authorization_url", &self.authorization_url)
@@ -78,62 +137,63 @@ impl fmt::Debug for Settings {
     }
 }
 
-/// The provider descriptor.
+fn text_field(name: &'static str, label: &'static str, help: &'static str, required: bool, default_value: Option<&'static str>) -> SettingField {
+    SettingField { name, label, help, required, secret: false, default_value, choices: Vec::new() }
+}
+
+/// The provider descriptor. The first field picks the API generation; the fields
+/// after it are prefilled for the Legacy API, and `presets` says what to prefill
+/// for each choice.
 pub fn describe() -> Descriptor {
-    let field = |name, label, help, required, secret, default_value| SettingField {
-        name,
-        label,
-        help,
-        required,
-        secret,
-        default_value,
-    };
+    let v2 = V2_DEFAULTS;
     Descriptor {
         service_name: "frameio",
-        description: "Frame.io provider: push Frame.io assets into DAM folders",
+        description: "Frame.io provider: push Frame.io assets into DAM folders (Legacy API v2 or Frame.io V4)",
         settings: vec![
-            field("client-id", "Client ID", "From the Frame.io OAuth app.", true, false, None),
-            field(
-                "client-secret",
-                "Client Secret",
-                "From the Frame.io OAuth app. Not needed when the app uses PKCE.",
-                false,
-                true,
-                None,
-            ),
-            field(
-                "authorization-url",
-                "Authorization Server URL",
-                "Frame.io's OAuth authorization endpoint.",
-                true,
-                false,
-                Some(DEFAULT_AUTHORIZATION_URL),
-            ),
-            field("token-url", "Token Server URL", "Frame.io's OAuth token endpoint.", true, false, Some(DEFAULT_TOKEN_URL)),
-            field("api-url", "API URL", "Frame.io's Legacy API base URL.", true, false, Some(DEFAULT_API_URL)),
-            field("web-url", "Web app URL", "Frame.io's web app, for links back to assets.", true, false, Some(DEFAULT_WEB_URL)),
-            field(
+            SettingField {
+                choices: vec!["v2", "v4"],
+                ..text_field(
+                    "api",
+                    "Frame.io API",
+                    "v4 for Frame.io V4 accounts (sign-in with Adobe IMS); v2 for accounts still on the Legacy API.",
+                    true,
+                    Some("v2"),
+                )
+            },
+            text_field("client-id", "Client ID", "From the Frame.io OAuth app (v2) or the Adobe Developer Console credential (V4).", true, None),
+            SettingField {
+                secret: true,
+                ..text_field("client-secret", "Client Secret", "From the same app. Not needed when the app uses PKCE without a secret.", false, None)
+            },
+            text_field("authorization-url", "Authorization Server URL", "The OAuth authorization endpoint.", true, Some(v2.authorization_url)),
+            text_field("token-url", "Token Server URL", "The OAuth token endpoint.", true, Some(v2.token_url)),
+            text_field("api-url", "API URL", "Frame.io's API base URL.", true, Some(v2.api_url)),
+            text_field("web-url", "Web app URL", "Frame.io's web app, for links back to assets.", true, Some(v2.web_url)),
+            text_field(
                 "public-url",
                 "Connector public URL",
                 "The host's URL that Frame.io calls for custom actions (the inbound endpoint).",
                 true,
-                false,
                 None,
             ),
-            field(
+            text_field(
                 "scopes",
                 "Scopes",
-                "Space- or comma-separated OAuth scopes; must include offline, asset.read, team.read, action.create and action.delete.",
+                "Space- or comma-separated OAuth scopes. v2 needs offline, asset.read, team.read, action.create and action.delete; V4 needs openid and offline_access.",
                 true,
-                false,
-                Some(DEFAULT_SCOPES),
+                Some(v2.scopes),
             ),
-            field("use-pkce", "Uses PKCE", "true if the Frame.io OAuth app was registered with PKCE.", false, false, Some("false")),
+            text_field("use-pkce", "Uses PKCE", "true if the app signs in with PKCE (always on V4).", false, Some(v2.use_pkce)),
         ],
+        presets: [Generation::V2, Generation::V4]
+            .into_iter()
+            .map(|g| Preset { field: "api", choice: g.name(), values: Defaults::of(g).fields().to_vec() })
+            .collect(),
     }
 }
 
-/// Validates the administrator's form and stores it. Fields left out take their defaults.
+/// Validates the administrator's form and stores it. Fields left out take the
+/// defaults of the chosen generation.
 pub fn configure(host: &dyn Host, form: &[(String, String)]) -> Result<()> {
     let settings = parse(form)?;
     store::save(host, store::SETTINGS, &settings)?;
@@ -149,8 +209,14 @@ pub fn load(host: &dyn Host) -> Result<Settings> {
 pub fn parse(form: &[(String, String)]) -> Result<Settings> {
     let values = collect_fields(form)?;
     let get = |name: &str| values.get(name).cloned().unwrap_or_default();
+    let api = match get("api").as_str() {
+        "v2" => Generation::V2,
+        "v4" => Generation::V4,
+        other => return Err(invalid("api", &format!("must be v2 or v4, not {other:?}"))),
+    };
     let use_pkce = match get("use-pkce").as_str() {
         "true" => true,
+        "false" if api == Generation::V4 => return Err(invalid("use-pkce", "must be true: Adobe IMS sign-in always uses PKCE")),
         "false" => false,
         other => return Err(invalid("use-pkce", &format!("must be true or false, not {other:?}"))),
     };
@@ -163,6 +229,7 @@ pub fn parse(form: &[(String, String)]) -> Result<Settings> {
         return Err(invalid("client-secret", "is required unless the app uses PKCE"));
     }
     Ok(Settings {
+        api,
         client_id,
         client_secret,
         authorization_url: checked_url("authorization-url", &get("authorization-url"))?,
@@ -170,21 +237,17 @@ pub fn parse(form: &[(String, String)]) -> Result<Settings> {
         api_url: checked_url("api-url", &get("api-url"))?.trim_end_matches('/').to_string(),
         web_url: checked_url("web-url", &get("web-url"))?.trim_end_matches('/').to_string(),
         public_url: checked_url("public-url", &get("public-url"))?.trim_end_matches('/').to_string(),
-        scopes: checked_scopes(&get("scopes"))?,
+        scopes: checked_scopes(api, &get("scopes"))?,
         use_pkce,
     })
 }
 
-/// Merges the form over the defaults; refuses unknown and repeated names.
+/// Merges the form over the chosen generation's defaults; refuses unknown and
+/// repeated names.
 fn collect_fields(form: &[(String, String)]) -> Result<BTreeMap<String, String>> {
     let descriptor = describe();
-    let mut values: BTreeMap<String, String> = descriptor
-        .settings
-        .iter()
-        .filter_map(|f| f.default_value.map(|d| (f.name.to_string(), d.to_string())))
-        .collect();
     let mut seen = Vec::new();
-    for (name, value) in form {
+    for (name, _) in form {
         if !descriptor.settings.iter().any(|f| f.name == name) {
             return Err(Error::InvalidInput(format!("unknown setting {name:?}")));
         }
@@ -192,8 +255,17 @@ fn collect_fields(form: &[(String, String)]) -> Result<BTreeMap<String, String>>
             return Err(invalid(name, "is given twice"));
         }
         seen.push(name);
-        values.insert(name.clone(), value.trim().to_string());
     }
+    let chosen = form.iter().find(|(n, _)| n == "api").map_or("v2", |(_, v)| v.trim());
+    let mut values: BTreeMap<String, String> = descriptor
+        .settings
+        .iter()
+        .filter_map(|f| f.default_value.map(|d| (f.name.to_string(), d.to_string())))
+        .collect();
+    if let Some(preset) = descriptor.presets.iter().find(|p| p.choice == chosen) {
+        values.extend(preset.values.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    }
+    values.extend(form.iter().map(|(n, v)| (n.clone(), v.trim().to_string())));
     Ok(values)
 }
 
@@ -217,19 +289,35 @@ fn checked_url(field: &str, raw: &str) -> Result<String> {
     Ok(raw.to_string())
 }
 
-fn checked_scopes(raw: &str) -> Result<Vec<String>> {
-    let scopes: Vec<String> = raw
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+/// Whether `scope` belongs to the Legacy API's vocabulary (`offline`, `asset.read`...).
+fn is_legacy_scope(scope: &str) -> bool {
+    let verb = scope.rsplit_once('.').map(|(_, verb)| verb);
+    scope == "offline" || (!scope.starts_with("additional_info.") && matches!(verb, Some("read" | "create" | "update" | "delete")))
+}
+
+/// Whether `scope` belongs to Adobe IMS's vocabulary (`openid`, `offline_access`...).
+fn is_ims_scope(scope: &str) -> bool {
+    matches!(scope, "openid" | "offline_access" | "profile" | "email" | "AdobeID") || scope.starts_with("additional_info.")
+}
+
+fn checked_scopes(api: Generation, raw: &str) -> Result<Vec<String>> {
+    let scopes: Vec<String> = raw.split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect();
     if let Some(bad) = scopes.iter().find(|s| !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')) {
         return Err(invalid("scopes", &format!("has a malformed scope {bad:?}")));
     }
-    for needed in REQUIRED_SCOPES {
-        if !scopes.iter().any(|s| s == needed) {
-            return Err(invalid("scopes", &format!("must include {needed}")));
-        }
+    let (foreign, required): (fn(&str) -> bool, &[&str]) = match api {
+        Generation::V2 => (is_ims_scope, &V2_REQUIRED_SCOPES),
+        Generation::V4 => (is_legacy_scope, &V4_REQUIRED_SCOPES),
+    };
+    if let Some(wrong) = scopes.iter().find(|s| foreign(s)) {
+        let why = match api {
+            Generation::V2 => format!("has {wrong:?}, an Adobe IMS scope: a v2 provider signs in with Frame.io's legacy scopes ({})", V2_DEFAULTS.scopes),
+            Generation::V4 => format!("has {wrong:?}, a Legacy API scope: a V4 provider signs in with Adobe IMS scopes ({})", V4_DEFAULTS.scopes),
+        };
+        return Err(invalid("scopes", &why));
+    }
+    if let Some(missing) = required.iter().find(|needed| !scopes.iter().any(|s| s == *needed)) {
+        return Err(invalid("scopes", &format!("must include {missing}")));
     }
     Ok(scopes)
 }
@@ -246,24 +334,63 @@ mod tests {
         form(&[("client-id", "abc"), ("client-secret", "s3cret"), ("public-url", "https://dam.example.com/frameio")])
     }
 
+    fn with(mut f: Vec<(String, String)>, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+        for (k, v) in overrides {
+            f.retain(|(n, _)| n != k);
+            f.push((k.to_string(), v.to_string()));
+        }
+        f
+    }
+
     #[test]
     fn defaults_fill_everything_but_the_app_credentials() {
         let s = parse(&minimal()).unwrap();
-        assert_eq!(s.authorization_url, DEFAULT_AUTHORIZATION_URL);
-        assert_eq!(s.token_url, DEFAULT_TOKEN_URL);
-        assert_eq!(s.api_url, DEFAULT_API_URL);
+        assert_eq!(s.api, Generation::V2);
+        assert_eq!(s.authorization_url, V2_DEFAULTS.authorization_url);
+        assert_eq!(s.token_url, V2_DEFAULTS.token_url);
+        assert_eq!(s.api_url, V2_DEFAULTS.api_url);
         assert!(s.scopes.contains(&"offline".to_string()));
         assert!(!s.use_pkce);
     }
 
     #[test]
-    fn descriptor_is_prefilled_like_the_nuxeo_provider() {
+    fn choosing_v4_prefills_adobe_ims_and_the_v4_api() {
+        let s = parse(&with(minimal(), &[("api", "v4")])).unwrap();
+        assert_eq!(s.api, Generation::V4);
+        assert_eq!(s.authorization_url, "https://ims-na1.adobelogin.com/ims/authorize/v2");
+        assert_eq!(s.token_url, "https://ims-na1.adobelogin.com/ims/token/v3");
+        assert_eq!(s.api_url, "https://api.frame.io/v4");
+        assert_eq!(s.scopes.join(" "), "openid offline_access profile email additional_info.roles");
+        assert!(s.use_pkce);
+    }
+
+    #[test]
+    fn a_scope_list_of_the_other_generation_is_refused_with_the_reason() {
+        let err = parse(&with(minimal(), &[("api", "v4"), ("scopes", V2_DEFAULTS.scopes)])).unwrap_err().to_string();
+        assert!(err.contains("Legacy API scope") && err.contains("openid offline_access"), "{err}");
+        let err = parse(&with(minimal(), &[("scopes", V4_DEFAULTS.scopes)])).unwrap_err().to_string();
+        assert!(err.contains("Adobe IMS scope"), "{err}");
+    }
+
+    #[test]
+    fn settings_stored_before_v4_read_as_v2() {
+        let mut stored = serde_json::to_value(parse(&minimal()).unwrap()).unwrap();
+        stored.as_object_mut().unwrap().remove("api");
+        let s: Settings = serde_json::from_value(stored).unwrap();
+        assert_eq!(s.api, Generation::V2);
+    }
+
+    #[test]
+    fn descriptor_is_prefilled_like_the_nuxeo_provider_with_a_preset_per_generation() {
         let d = describe();
         assert_eq!(d.service_name, "frameio");
-        let default = |n| d.settings.iter().find(|f| f.name == n).unwrap().default_value;
-        assert_eq!(default("authorization-url"), Some(DEFAULT_AUTHORIZATION_URL));
-        assert_eq!(default("token-url"), Some(DEFAULT_TOKEN_URL));
-        assert!(d.settings.iter().find(|f| f.name == "client-secret").unwrap().secret);
+        let field = |n| d.settings.iter().find(|f| f.name == n).unwrap();
+        assert_eq!(field("authorization-url").default_value, Some(V2_DEFAULTS.authorization_url));
+        assert_eq!(field("token-url").default_value, Some(V2_DEFAULTS.token_url));
+        assert!(field("client-secret").secret);
+        assert_eq!(field("api").choices, ["v2", "v4"]);
+        let v4 = d.presets.iter().find(|p| p.choice == "v4").unwrap();
+        assert!(v4.values.contains(&("token-url", V4_DEFAULTS.token_url)));
     }
 
     #[test]
@@ -276,15 +403,12 @@ mod tests {
             (vec![("public-url", "https://dam/x?y=1")], "public-url"),
             (vec![("scopes", "asset.read")], "scopes"),
             (vec![("use-pkce", "yes")], "use-pkce"),
+            (vec![("api", "v3")], "api"),
+            (vec![("api", "v4"), ("use-pkce", "false")], "use-pkce"),
             (vec![("colour", "blue")], "colour"),
         ];
         for (overrides, field) in cases {
-            let mut f = minimal();
-            for (k, v) in overrides {
-                f.retain(|(n, _)| n != k);
-                f.push((k.to_string(), v.to_string()));
-            }
-            let err = parse(&f).unwrap_err().to_string();
+            let err = parse(&with(minimal(), &overrides)).unwrap_err().to_string();
             assert!(err.contains(field), "{field}: {err}");
         }
     }

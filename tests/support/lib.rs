@@ -58,7 +58,7 @@ pub async fn bound_world() -> (World, TempDir, Bound) {
     let (world, dir) = connected_world().await;
     let folder = world.create_folder("/Marketing/Spring", "Spring").await.expect("folder");
     let folder_id = folder["id"].as_str().unwrap().to_string();
-    let answer = world.bind("dana", &folder_id, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap();
+    let answer = world.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap();
     assert_eq!(answer.status, 201, "{}", answer.body);
     let bound = Bound {
         folder_id,

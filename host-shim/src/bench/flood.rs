@@ -64,7 +64,7 @@ async fn measure_one(name: &'static str, host: &ChildHost, sim_base: &str) -> an
     let folder = admin.create_folder("/Flood", "Flood").await?;
     // Action names are unique per team, and both configurations bind in the same one.
     let folder_id = folder["id"].as_str().context("folder id")?;
-    let bound = admin.bind("dana", folder_id, fixture::SPRING_CAMPAIGN, &format!("Flood, {name}")).await?;
+    let bound = admin.bind("dana", folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, &format!("Flood, {name}")).await?;
     let action_id = bound.body["action_id"].as_str().with_context(|| format!("bind failed: {}", bound.body))?.to_string();
     let binding = bound.body["id"].as_str().context("binding id")?;
     let control = SimClient::new(sim_base)?;

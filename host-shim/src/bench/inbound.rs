@@ -149,7 +149,7 @@ async fn bind(world: &World) -> anyhow::Result<(String, String)> {
     world.connect("dana").await?;
     let folder = world.create_folder("/Bench", "Bench").await?;
     let folder_id = folder["id"].as_str().context("folder id")?;
-    let bound = world.bind("dana", folder_id, fixture::SPRING_CAMPAIGN, "Bench inbound").await?;
+    let bound = world.bind("dana", folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Bench inbound").await?;
     let binding_id = bound.body["id"].as_str().with_context(|| format!("bind failed: {}", bound.body))?.to_string();
     let entry = world.host.services.storage.get(&format!("binding/{binding_id}"))?.context("binding not stored")?;
     let record: Value = serde_json::from_slice(&entry.value)?;

@@ -172,7 +172,7 @@ async fn import(host: &ChildHost, sim_base: &str, asset_id: &str, name: &str) ->
     let folder = admin.create_folder("/Bench", "Bench").await?;
     let folder_id = folder["id"].as_str().context("folder id")?;
     // Custom action names are unique per team, and every size binds anew.
-    let bound = admin.bind("dana", folder_id, fixture::SPRING_CAMPAIGN, &format!("Import {name}")).await?;
+    let bound = admin.bind("dana", folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, &format!("Import {name}")).await?;
     let action_id = bound.body["action_id"].as_str().with_context(|| format!("bind failed: {}", bound.body))?;
     let control = SimClient::new(sim_base)?;
     let started = Instant::now();

@@ -219,16 +219,17 @@ impl Runtime {
         Ok(self.exports.oauth.load(&mut call.store, &call.instance)?.call_refresh(&mut call.store, user).await?)
     }
 
-    /// One browse listing; `what` picks the export and `parent` its argument.
-    pub async fn browse(&self, user: &str, what: BrowseKind, parent: &str) -> anyhow::Result<Result<Vec<browse::Entry>, ConnectorError>> {
+    /// One page of a browse listing; `list` picks the export and its arguments.
+    pub async fn browse(&self, user: &str, list: &BrowseList, cursor: Option<&str>) -> anyhow::Result<Result<browse::Page, ConnectorError>> {
         let mut call = self.instance().await?;
         let b = self.exports.browse.load(&mut call.store, &call.instance)?;
-        Ok(match what {
-            BrowseKind::Accounts => b.call_accounts(&mut call.store, user).await?,
-            BrowseKind::Teams => b.call_teams(&mut call.store, user, parent).await?,
-            BrowseKind::Projects => b.call_projects(&mut call.store, user, parent).await?,
-            BrowseKind::SharedProjects => b.call_shared_projects(&mut call.store, user).await?,
-            BrowseKind::Folders => b.call_folders(&mut call.store, user, parent).await?,
+        let store = &mut call.store;
+        Ok(match list {
+            BrowseList::Accounts => b.call_accounts(store, user, cursor).await?,
+            BrowseList::Workspaces { account } => b.call_workspaces(store, user, account, cursor).await?,
+            BrowseList::Projects { account, workspace } => b.call_projects(store, user, account, workspace, cursor).await?,
+            BrowseList::SharedProjects => b.call_shared_projects(store, user, cursor).await?,
+            BrowseList::Children { account, folder, kinds } => b.call_children(store, user, account, folder, *kinds, cursor).await?,
         })
     }
 
@@ -300,14 +301,14 @@ fn keep_slots_resident(pool: &mut PoolingAllocationConfig) {
     }
 }
 
-/// Which browse export to call.
-#[derive(Clone, Copy, Debug)]
-pub enum BrowseKind {
+/// Which browse export to call, with its arguments.
+#[derive(Clone, Debug)]
+pub enum BrowseList {
     Accounts,
-    Teams,
-    Projects,
+    Workspaces { account: String },
+    Projects { account: String, workspace: String },
     SharedProjects,
-    Folders,
+    Children { account: String, folder: String, kinds: browse::ChildKinds },
 }
 
 /// Advances the engine's epoch on a timer for as long as the engine lives, so a

@@ -18,7 +18,8 @@ use super::body::{self, BodyLimits};
 use super::public::OAUTH_CALLBACK;
 use super::{AppState, error_response, reply};
 use crate::db::Page;
-use crate::runtime::{BrowseKind, Property, bindings};
+use crate::runtime::{BrowseList, Property, bindings};
+use crate::runtime::browse::{self, ChildKinds, EntryKind};
 
 /// Most rows of a list in one page, and the default.
 const MAX_PAGE: u32 = 500;
@@ -42,10 +43,10 @@ fn routes(state: AppState) -> Router {
         .route("/admin/api/users/{user}/connection", get(connection))
         .route("/admin/api/users/{user}/refresh", post(refresh))
         .route("/admin/api/users/{user}/accounts", get(accounts))
-        .route("/admin/api/users/{user}/accounts/{id}/teams", get(teams))
-        .route("/admin/api/users/{user}/teams/{id}/projects", get(projects))
+        .route("/admin/api/users/{user}/accounts/{account}/workspaces", get(workspaces))
+        .route("/admin/api/users/{user}/accounts/{account}/workspaces/{workspace}/projects", get(projects))
         .route("/admin/api/users/{user}/shared-projects", get(shared_projects))
-        .route("/admin/api/users/{user}/folders/{id}/folders", get(folders))
+        .route("/admin/api/users/{user}/accounts/{account}/folders/{folder}/children", get(children))
         .route("/admin/api/bindings", get(list_bindings).post(bind))
         .route("/admin/api/bindings/{id}", axum::routing::delete(unbind))
         .route("/admin/api/jobs", get(list_jobs))
@@ -137,24 +138,83 @@ async fn refresh(State(s): State<AppState>, Path(user): Path<String>) -> Respons
     reply("oauth.refresh", s.runtime.oauth_refresh(&user).await)
 }
 
-async fn accounts(State(s): State<AppState>, Path(user): Path<String>) -> Response {
-    reply("browse.accounts", s.runtime.browse(&user, BrowseKind::Accounts, "").await)
+/// `?cursor=` (the `next` of the page before) for browse lists, and `?kinds=` (a
+/// comma-separated subset of `folders,files,version-stacks`) for children.
+#[derive(Deserialize)]
+struct BrowseQuery {
+    cursor: Option<String>,
+    kinds: Option<String>,
 }
 
-async fn teams(State(s): State<AppState>, Path((user, id)): Path<(String, String)>) -> Response {
-    reply("browse.teams", s.runtime.browse(&user, BrowseKind::Teams, &id).await)
+async fn browse(s: &AppState, user: &str, list: BrowseList, query: &BrowseQuery, what: &str) -> Response {
+    let page = s.runtime.browse(user, &list, query.cursor.as_deref()).await;
+    reply(what, page.map(|listed| listed.map(page_json)))
 }
 
-async fn projects(State(s): State<AppState>, Path((user, id)): Path<(String, String)>) -> Response {
-    reply("browse.projects", s.runtime.browse(&user, BrowseKind::Projects, &id).await)
+/// A browse page as the admin API answers it, kinds spelt as in the WIT.
+fn page_json(page: browse::Page) -> serde_json::Value {
+    let entries: Vec<serde_json::Value> = page
+        .entries
+        .into_iter()
+        .map(|e| {
+            let kind = match e.kind {
+                EntryKind::Account => "account",
+                EntryKind::Workspace => "workspace",
+                EntryKind::Project => "project",
+                EntryKind::Folder => "folder",
+                EntryKind::File => "file",
+                EntryKind::VersionStack => "version-stack",
+            };
+            json!({ "id": e.id, "name": e.name, "kind": kind, "parent_id": e.parent_id, "account_id": e.account_id, "root_folder_id": e.root_folder_id })
+        })
+        .collect();
+    json!({ "entries": entries, "next": page.next })
 }
 
-async fn shared_projects(State(s): State<AppState>, Path(user): Path<String>) -> Response {
-    reply("browse.shared-projects", s.runtime.browse(&user, BrowseKind::SharedProjects, "").await)
+async fn accounts(State(s): State<AppState>, Path(user): Path<String>, Query(q): Query<BrowseQuery>) -> Response {
+    browse(&s, &user, BrowseList::Accounts, &q, "browse.accounts").await
 }
 
-async fn folders(State(s): State<AppState>, Path((user, id)): Path<(String, String)>) -> Response {
-    reply("browse.folders", s.runtime.browse(&user, BrowseKind::Folders, &id).await)
+async fn workspaces(State(s): State<AppState>, Path((user, account)): Path<(String, String)>, Query(q): Query<BrowseQuery>) -> Response {
+    browse(&s, &user, BrowseList::Workspaces { account }, &q, "browse.workspaces").await
+}
+
+async fn projects(
+    State(s): State<AppState>,
+    Path((user, account, workspace)): Path<(String, String, String)>,
+    Query(q): Query<BrowseQuery>,
+) -> Response {
+    browse(&s, &user, BrowseList::Projects { account, workspace }, &q, "browse.projects").await
+}
+
+async fn shared_projects(State(s): State<AppState>, Path(user): Path<String>, Query(q): Query<BrowseQuery>) -> Response {
+    browse(&s, &user, BrowseList::SharedProjects, &q, "browse.shared-projects").await
+}
+
+async fn children(
+    State(s): State<AppState>,
+    Path((user, account, folder)): Path<(String, String, String)>,
+    Query(q): Query<BrowseQuery>,
+) -> Response {
+    let kinds = match child_kinds(q.kinds.as_deref().unwrap_or("")) {
+        Ok(kinds) => kinds,
+        Err(why) => return error_response(StatusCode::BAD_REQUEST, why),
+    };
+    browse(&s, &user, BrowseList::Children { account, folder, kinds }, &q, "browse.children").await
+}
+
+/// `folders,files,version-stacks` (any subset, empty for all) as WIT flags.
+fn child_kinds(raw: &str) -> Result<ChildKinds, String> {
+    let mut kinds = ChildKinds::empty();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        kinds |= match name {
+            "folders" => ChildKinds::FOLDERS,
+            "files" => ChildKinds::FILES,
+            "version-stacks" => ChildKinds::VERSION_STACKS,
+            other => return Err(format!("unknown kind {other:?}: use folders, files or version-stacks")),
+        };
+    }
+    Ok(kinds)
 }
 
 async fn bind(State(s): State<AppState>, Json(req): Json<bindings::BindRequest>) -> Response {

@@ -26,15 +26,15 @@ pub const OAUTH_CALLBACK: &str = "/oauth/callback";
 /// before a handler runs; a source whose signatures keep failing is turned away
 /// before its body is read.
 pub fn router(state: AppState, body_limits: BodyLimits, limiter: Option<Arc<FailureLimiter>>) -> Router {
-    let router = Router::new()
-        .route("/frameio/{*rest}", any(inbound_request))
-        .route(OAUTH_CALLBACK, get(oauth_callback))
-        .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(body_limits, body::buffer));
-    match limiter {
-        Some(limiter) => router.layer(axum::middleware::from_fn_with_state(limiter, throttle::limit)),
-        None => router,
-    }
+    let buffered = axum::middleware::from_fn_with_state(body_limits, body::buffer);
+    let inbound = Router::new().route("/frameio/{*rest}", any(inbound_request)).with_state(state.clone()).layer(buffered.clone());
+    // Only Frame.io's routes are throttled: the limiter counts failed signatures.
+    let inbound = match limiter {
+        Some(limiter) => inbound.layer(axum::middleware::from_fn_with_state(limiter, throttle::limit)),
+        None => inbound,
+    };
+    let oauth = Router::new().route(OAUTH_CALLBACK, get(oauth_callback)).with_state(state).layer(buffered);
+    inbound.merge(oauth)
 }
 
 async fn inbound_request(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {

@@ -15,7 +15,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error_response;
-use super::public::INBOUND_PREFIX;
 
 /// Sources tracked at most; past this, sources with a full allowance are forgotten.
 const MAX_TRACKED: usize = 16_384;
@@ -87,16 +86,13 @@ fn group(source: IpAddr) -> IpAddr {
     }
 }
 
-/// Middleware for the public listener: Frame.io's routes only.
+/// Middleware for the routes Frame.io calls (the public listener layers it on them only).
 pub async fn limit(
     State(limiter): State<Arc<FailureLimiter>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    if !request.uri().path().starts_with(INBOUND_PREFIX) {
-        return next.run(request).await;
-    }
     if let Err(wait) = limiter.check(peer.ip(), Instant::now()) {
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
         let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "too many failed signature checks from this address");

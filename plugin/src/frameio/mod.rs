@@ -1,16 +1,23 @@
-//! Frame.io, behind one interface that each API generation implements.
+//! Frame.io, behind capability traits that each API generation implements.
 //!
-//! The flows talk to [`FrameioApi`] and the plain model in [`model`]; `v2` speaks the
-//! Legacy API. A V4 client implements the same trait with its own wire format.
+//! The flows see only [`model`] and the traits below. [`v2`] speaks the Legacy API
+//! and [`v4`] speaks Frame.io V4; each owns its wire types, its paths and its
+//! custom-action payloads. [`transport`] is what they share: bearer calls over the
+//! host's `http` import, one refresh on a refused token, and error decoding.
 
+mod event;
 pub mod model;
+pub mod transport;
 pub mod v2;
+pub mod v4;
 
-use crate::error::Result;
-use model::{Action, Asset, CreatedAction, Entry, NewAction, Project, User};
+use crate::error::{Error, Result};
+use crate::host::Host;
+use model::{Account, Action, CreatedAction, File, Generation, Item, ItemKind, NewAction, Page, Project, User, VersionStack, Workspace};
+use transport::{TokenSource, Transport};
 
-/// Most entries any list follows pagination to, so that a huge account cannot make
-/// one call run for ever.
+/// Most entries a list that the connector reads whole (custom actions, versions)
+/// follows pagination to, so that a huge account cannot make one call run for ever.
 pub const MAX_LIST_ENTRIES: usize = 5000;
 
 /// Whether `id` is shaped like a Frame.io identifier: UUIDs, and V4's `adobe:`-prefixed
@@ -21,37 +28,99 @@ pub fn is_frameio_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && charset && id != "." && id != ".."
 }
 
-/// What the connector asks of Frame.io, on behalf of one connected user.
-pub trait FrameioApi {
+/// `id` as a URL path segment, or `InvalidInput` when it is not a Frame.io id.
+pub(crate) fn segment(id: &str) -> Result<&str> {
+    if is_frameio_id(id) { Ok(id) } else { Err(Error::InvalidInput(format!("malformed Frame.io id {id:?}"))) }
+}
+
+/// Who is signed in.
+pub trait People {
     /// The connected user.
     fn me(&self) -> Result<User>;
+    /// A member of a workspace, by user id, if the workspace lists them.
+    fn member(&self, account_id: &str, workspace_id: &str, user_id: &str) -> Result<Option<User>>;
+}
+
+/// Where things are: accounts, workspaces, projects and folders, a page at a time.
+/// `cursor` is `None` for the first page, then the `next` of the page before.
+pub trait Directory {
     /// The user's accounts.
-    fn accounts(&self) -> Result<Vec<Entry>>;
-    /// The teams of an account visible to the user.
-    fn teams(&self, account_id: &str) -> Result<Vec<Entry>>;
-    /// The projects of a team.
-    fn projects(&self, team_id: &str) -> Result<Vec<Project>>;
-    /// Projects shared with the user as a collaborator.
-    fn shared_projects(&self) -> Result<Vec<Project>>;
+    fn accounts(&self, cursor: Option<&str>) -> Result<Page<Account>>;
+    /// The workspaces of an account that the user can see.
+    fn workspaces(&self, account_id: &str, cursor: Option<&str>) -> Result<Page<Workspace>>;
+    /// The projects of a workspace that the user can see.
+    fn projects(&self, account_id: &str, workspace_id: &str, cursor: Option<&str>) -> Result<Page<Project>>;
+    /// Projects shared with the user outside their own workspaces (Legacy API only;
+    /// V4 lists such projects in their workspaces, so it answers an empty page).
+    fn shared_projects(&self, cursor: Option<&str>) -> Result<Page<Project>>;
     /// One project.
-    fn project(&self, project_id: &str) -> Result<Project>;
-    /// The sub-folders of a folder.
-    fn folders(&self, folder_id: &str) -> Result<Vec<Entry>>;
-    /// One asset, with a fresh download URL.
-    fn asset(&self, asset_id: &str) -> Result<Asset>;
-    /// The custom actions of a team.
-    fn team_actions(&self, team_id: &str) -> Result<Vec<Action>>;
+    fn project(&self, account_id: &str, project_id: &str) -> Result<Project>;
+    /// The children of a folder of the given kinds (every kind when `kinds` is empty).
+    fn children(&self, account_id: &str, folder_id: &str, kinds: &[ItemKind], cursor: Option<&str>) -> Result<Page<Item>>;
+}
+
+/// Files and version stacks.
+pub trait Media {
+    /// One file, with a fresh download URL for its original when the user may have one.
+    fn file(&self, account_id: &str, file_id: &str) -> Result<File>;
+    /// One version stack and its versions.
+    fn version_stack(&self, account_id: &str, stack_id: &str) -> Result<VersionStack>;
+}
+
+/// Custom actions, which live in a workspace.
+pub trait Actions {
+    /// The workspace's custom actions.
+    fn actions(&self, account_id: &str, workspace_id: &str) -> Result<Vec<Action>>;
     /// Creates a custom action; its signing secret is only returned here.
-    fn create_action(&self, team_id: &str, action: &NewAction) -> Result<CreatedAction>;
+    fn create_action(&self, account_id: &str, workspace_id: &str, action: &NewAction) -> Result<CreatedAction>;
     /// Deletes a custom action. Deleting one that is already gone succeeds.
-    fn delete_action(&self, action_id: &str) -> Result<()>;
-    /// A member of a team, by user id, if the team lists them.
-    fn team_member(&self, team_id: &str, user_id: &str) -> Result<Option<User>>;
+    fn delete_action(&self, account_id: &str, action_id: &str) -> Result<()>;
+}
+
+/// Everything the flows ask of Frame.io, on behalf of one connected user.
+pub trait FrameioApi: People + Directory + Media + Actions {}
+
+impl<T: People + Directory + Media + Actions> FrameioApi for T {}
+
+/// A client of `generation` at `api_url`, calling with the tokens `tokens` gives;
+/// `web_url` is Frame.io's web app, for links where the API gives none.
+pub fn client<'h>(
+    generation: Generation,
+    host: &'h dyn Host,
+    api_url: &str,
+    web_url: &str,
+    tokens: Box<dyn TokenSource + 'h>,
+) -> Box<dyn FrameioApi + 'h> {
+    let transport = Transport::new(host, api_url, tokens);
+    match generation {
+        Generation::V2 => Box::new(v2::V2::new(transport, web_url)),
+        Generation::V4 => Box::new(v4::V4::new(transport)),
+    }
+}
+
+/// Follows `list` from the first page until there is no next one, up to
+/// [`MAX_LIST_ENTRIES`].
+pub fn collect_all<T>(list: impl Fn(Option<&str>) -> Result<Page<T>>) -> Result<Vec<T>> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = list(cursor.as_deref())?;
+        let empty = page.items.is_empty();
+        items.extend(page.items);
+        // An empty page ends the list whatever its cursor claims, so a server that
+        // keeps handing out cursors cannot keep us here.
+        match page.next {
+            Some(next) if !empty && items.len() < MAX_LIST_ENTRIES => cursor = Some(next),
+            _ => break,
+        }
+    }
+    items.truncate(MAX_LIST_ENTRIES);
+    Ok(items)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_frameio_id;
+    use super::*;
 
     #[test]
     fn ids_are_uuids_or_adobe_ids_and_nothing_that_could_reshape_a_path() {
@@ -62,5 +131,20 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "../x", "a b", "a?b", "a%2Fb", "é", long.as_str()] {
             assert!(!is_frameio_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn collecting_stops_at_the_end_at_an_empty_page_and_at_the_cap() {
+        let pages = |n: usize| {
+            move |cursor: Option<&str>| {
+                let at: usize = cursor.map_or(0, |c| c.parse().unwrap());
+                let next = (at + 1 < n).then(|| (at + 1).to_string());
+                Ok(Page { items: vec![at; 1000], next })
+            }
+        };
+        assert_eq!(collect_all(pages(3)).unwrap().len(), 3000);
+        assert_eq!(collect_all(pages(100)).unwrap().len(), MAX_LIST_ENTRIES);
+        let endless_empty = |_: Option<&str>| Ok(Page::<u8> { items: vec![], next: Some("again".into()) });
+        assert!(collect_all(endless_empty).unwrap().is_empty());
     }
 }

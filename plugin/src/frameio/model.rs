@@ -1,7 +1,34 @@
-//! Frame.io objects as the connector uses them, independent of API generation.
+//! Frame.io objects as the flows see them, the same on every API generation.
+//!
+//! Names follow V4: a *workspace* is what the Legacy API calls a team, a *file* is
+//! a v2 asset of type `file`. Every object is addressed by its account and its id,
+//! because V4 scopes every path by account (v2 ignores the account).
+
+use serde::{Deserialize, Serialize};
+
+/// Which Frame.io API a provider, a connection and a binding speak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Generation {
+    /// The Legacy API (`/v2`), with Frame.io's own OAuth server.
+    #[default]
+    V2,
+    /// Frame.io V4 (`/v4`), with Adobe IMS sign-in.
+    V4,
+}
+
+impl Generation {
+    /// `v2` or `v4`, as the settings form and messages spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Generation::V2 => "v2",
+            Generation::V4 => "v4",
+        }
+    }
+}
 
 /// A Frame.io user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
     pub name: String,
@@ -19,13 +46,19 @@ impl User {
     }
 }
 
-/// A named object in a browse listing (WIT `browse.entry`).
+/// An account.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub struct Account {
     pub id: String,
     pub name: String,
-    pub parent_id: String,
-    pub root_folder_id: String,
+}
+
+/// A workspace (a team, in the Legacy API).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub account_id: String,
 }
 
 /// A project.
@@ -33,19 +66,14 @@ pub struct Entry {
 pub struct Project {
     pub id: String,
     pub name: String,
-    pub team_id: String,
+    pub account_id: String,
+    pub workspace_id: String,
     pub root_folder_id: String,
 }
 
-impl From<Project> for Entry {
-    fn from(p: Project) -> Entry {
-        Entry { id: p.id, name: p.name, parent_id: p.team_id, root_folder_id: p.root_folder_id }
-    }
-}
-
-/// What kind of asset something is.
+/// What kind of thing sits in a folder.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum AssetKind {
+pub enum ItemKind {
     #[default]
     File,
     Folder,
@@ -54,31 +82,95 @@ pub enum AssetKind {
     Other(String),
 }
 
-/// An asset, with what the import needs and the metadata it carries into the DAM.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Asset {
+impl ItemKind {
+    /// The kind from the wire name both generations use.
+    pub fn from_wire(kind: &str) -> ItemKind {
+        match kind {
+            "file" => ItemKind::File,
+            "folder" => ItemKind::Folder,
+            "version_stack" => ItemKind::VersionStack,
+            other => ItemKind::Other(other.to_string()),
+        }
+    }
+
+    /// The wire name both generations use.
+    pub fn wire_name(&self) -> &str {
+        match self {
+            ItemKind::File => "file",
+            ItemKind::Folder => "folder",
+            ItemKind::VersionStack => "version_stack",
+            ItemKind::Other(name) => name,
+        }
+    }
+}
+
+/// One child of a folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
     pub id: String,
     pub name: String,
-    pub kind: AssetKind,
+    pub kind: ItemKind,
+    pub parent_id: String,
+}
+
+/// One page of a list, and where the next one starts. The cursor is opaque: a page
+/// number on v2, V4's `after` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Whether the original of a file can be downloaded, and from where.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Original {
+    /// A download URL (presigned; it expires).
+    Ready { url: String },
+    /// Still uploading to Frame.io.
+    #[default]
+    Uploading,
+    /// The connection's user may not download originals in this project.
+    Forbidden,
+    /// Frame.io offers no original (a folder, a watermarked asset).
+    Unavailable,
+}
+
+/// A file, with what an import needs and the metadata it carries into the DAM.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct File {
+    pub id: String,
+    pub name: String,
+    pub kind: ItemKind,
+    pub account_id: String,
     pub parent_id: Option<String>,
-    /// Set when the asset's parent is a version stack.
+    /// Set when the file is a version in a version stack.
     pub version_stack_id: Option<String>,
     pub project_id: String,
     pub project_name: String,
-    pub team_id: String,
-    pub filesize: Option<u64>,
-    pub filetype: Option<String>,
-    /// Download URL of the original; absent for folders, incomplete uploads and
-    /// watermarked assets.
-    pub original_url: Option<String>,
-    /// xxHash64 of the original, 16 lowercase hex digits, once Frame.io computed it.
+    pub workspace_id: String,
+    pub size: Option<u64>,
+    pub media_type: Option<String>,
+    pub original: Original,
+    /// xxHash64 of the original, 16 lowercase hex digits, when Frame.io tells it.
     pub xxhash64: Option<String>,
-    pub upload_complete: bool,
+    /// Where a person sees the file in Frame.io's web app.
+    pub view_url: Option<String>,
     pub fps: Option<f64>,
     pub duration: Option<f64>,
     pub frames: Option<u64>,
-    pub label: Option<String>,
+    /// Review status (v2's label).
+    pub status: Option<String>,
     pub uploader: Option<User>,
+}
+
+/// A version stack: its versions, newest first, and the head (the current version).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionStack {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub head_file_id: String,
+    pub version_ids: Vec<String>,
 }
 
 /// A custom action as listed.
@@ -108,4 +200,39 @@ impl std::fmt::Debug for CreatedAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CreatedAction").field("id", &self.id).field("secret", &"<redacted>").finish()
     }
+}
+
+/// What a custom action was run on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resource {
+    pub id: String,
+    /// `None` when the event does not say (the Legacy API calls everything an asset).
+    pub kind: Option<ItemKind>,
+}
+
+/// A value a form field sent back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FormValue {
+    Text(String),
+    Bool(bool),
+}
+
+/// A custom-action delivery, verified and decoded: a click, or with `form` its
+/// form's submission. Generation-specific fields are `None` where a generation does
+/// not send them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionEvent {
+    pub generation: Generation,
+    pub action_id: String,
+    pub interaction_id: String,
+    /// The account (V4 only).
+    pub account_id: Option<String>,
+    /// The workspace (V4) or team (v2).
+    pub workspace_id: Option<String>,
+    pub project_id: Option<String>,
+    pub resource: Option<Resource>,
+    /// The Frame.io user who ran the action.
+    pub user_id: Option<String>,
+    /// The submitted form, field name to value; `None` for a click.
+    pub form: Option<std::collections::BTreeMap<String, FormValue>>,
 }

@@ -67,6 +67,7 @@ impl provider::Guest for Misbehaving {
             service_name: "misbehaving".into(),
             description: "Sandbox test component".into(),
             settings: Vec::new(),
+            presets: Vec::new(),
         }
     }
 
@@ -91,19 +92,25 @@ impl oauth::Guest for Misbehaving {
 }
 
 impl browse::Guest for Misbehaving {
-    fn accounts(_user: String) -> Result<Vec<browse::Entry>, Error> {
+    fn accounts(_user: String, _cursor: Option<String>) -> Result<browse::Page, Error> {
         unsupported()
     }
-    fn teams(_user: String, _account_id: String) -> Result<Vec<browse::Entry>, Error> {
+    fn workspaces(_user: String, _account_id: String, _cursor: Option<String>) -> Result<browse::Page, Error> {
         unsupported()
     }
-    fn projects(_user: String, _team_id: String) -> Result<Vec<browse::Entry>, Error> {
+    fn projects(_user: String, _account_id: String, _workspace_id: String, _cursor: Option<String>) -> Result<browse::Page, Error> {
         unsupported()
     }
-    fn shared_projects(_user: String) -> Result<Vec<browse::Entry>, Error> {
+    fn shared_projects(_user: String, _cursor: Option<String>) -> Result<browse::Page, Error> {
         unsupported()
     }
-    fn folders(_user: String, _folder_id: String) -> Result<Vec<browse::Entry>, Error> {
+    fn children(
+        _user: String,
+        _account_id: String,
+        _folder_id: String,
+        _kinds: browse::ChildKinds,
+        _cursor: Option<String>,
+    ) -> Result<browse::Page, Error> {
         unsupported()
     }
 }

@@ -2,8 +2,10 @@
 //! the connector's logic. Only type conversions live here.
 
 use crate::error::Error;
+use crate::flows::{Context, bindings, browse};
+use crate::frameio::model::{self, ItemKind, Page};
 use crate::host::{self, Host, HostError, HostResult};
-use crate::{bindings, browse, frameio::model, inbound, jobs, oauth, settings};
+use crate::{auth, inbound, jobs, settings};
 
 mod wit {
     wit_bindgen::generate!({ world: "connector", path: "../wit" });
@@ -202,6 +204,7 @@ struct Connector;
 impl exports::provider::Guest for Connector {
     fn describe() -> exports::provider::Descriptor {
         let d = settings::describe();
+        let property = |(name, value): &(&str, &str)| types::Property { name: name.to_string(), value: value.to_string() };
         exports::provider::Descriptor {
             service_name: d.service_name.into(),
             description: d.description.into(),
@@ -215,6 +218,16 @@ impl exports::provider::Guest for Connector {
                     required: f.required,
                     secret: f.secret,
                     default_value: f.default_value.map(Into::into),
+                    choices: f.choices.into_iter().map(Into::into).collect(),
+                })
+                .collect(),
+            presets: d
+                .presets
+                .into_iter()
+                .map(|p| exports::provider::Preset {
+                    field: p.field.into(),
+                    choice: p.choice.into(),
+                    values: p.values.iter().map(property).collect(),
                 })
                 .collect(),
         }
@@ -226,56 +239,81 @@ impl exports::provider::Guest for Connector {
     }
 }
 
-fn connection(c: oauth::ConnectionInfo) -> exports::oauth::Connection {
+fn connection(c: auth::ConnectionInfo) -> exports::oauth::Connection {
     exports::oauth::Connection { user: c.user, frameio_user: c.frameio_user, expires_at: c.expires_at }
 }
 
 impl exports::oauth::Guest for Connector {
     fn begin(user: String, redirect_uri: String) -> Result<exports::oauth::Authorization, types::Error> {
-        let a = oauth::begin(&WitHost, &user, &redirect_uri).map_err(wit_error)?;
+        let a = auth::begin(&WitHost, &user, &redirect_uri).map_err(wit_error)?;
         Ok(exports::oauth::Authorization { url: a.url, state: a.state })
     }
 
     fn complete(state: String, code: String) -> Result<exports::oauth::Connection, types::Error> {
-        oauth::complete(&WitHost, &state, &code).map(connection).map_err(wit_error)
+        auth::complete(&WitHost, &state, &code).map(connection).map_err(wit_error)
     }
 
     fn refresh(user: String) -> Result<exports::oauth::Connection, types::Error> {
-        oauth::refresh(&WitHost, &user).map(connection).map_err(wit_error)
+        auth::refresh(&WitHost, &user).map(connection).map_err(wit_error)
     }
 
     fn status(user: String) -> Result<Option<exports::oauth::Connection>, types::Error> {
-        oauth::status(&WitHost, &user).map(|c| c.map(connection)).map_err(wit_error)
+        auth::status(&WitHost, &user).map(|c| c.map(connection)).map_err(wit_error)
     }
 }
 
-fn entries(result: crate::error::Result<Vec<model::Entry>>) -> Result<Vec<exports::browse::Entry>, types::Error> {
-    let list = result.map_err(wit_error)?;
-    Ok(list
-        .into_iter()
-        .map(|e| exports::browse::Entry { id: e.id, name: e.name, parent_id: e.parent_id, root_folder_id: e.root_folder_id })
-        .collect())
+use exports::browse::{ChildKinds, Entry, EntryKind};
+
+/// One page of entries, each made by `entry`.
+fn page<T>(listed: crate::error::Result<Page<T>>, entry: impl Fn(T) -> Entry) -> Result<exports::browse::Page, types::Error> {
+    let page = listed.map_err(wit_error)?;
+    Ok(exports::browse::Page { entries: page.items.into_iter().map(entry).collect(), next: page.next })
+}
+
+fn project_entry(p: model::Project) -> Entry {
+    Entry { id: p.id, name: p.name, kind: EntryKind::Project, parent_id: p.workspace_id, account_id: p.account_id, root_folder_id: p.root_folder_id }
+}
+
+fn item_kind(kind: &ItemKind) -> EntryKind {
+    match kind {
+        ItemKind::Folder => EntryKind::Folder,
+        ItemKind::VersionStack => EntryKind::VersionStack,
+        ItemKind::File | ItemKind::Other(_) => EntryKind::File,
+    }
+}
+
+fn with_context<T>(f: impl FnOnce(&Context) -> crate::error::Result<T>) -> crate::error::Result<T> {
+    f(&Context::load(&WitHost)?)
 }
 
 impl exports::browse::Guest for Connector {
-    fn accounts(user: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
-        entries(browse::accounts(&WitHost, &user))
+    fn accounts(user: String, cursor: Option<String>) -> Result<exports::browse::Page, types::Error> {
+        let listed = with_context(|ctx| browse::accounts(ctx, &user, cursor.as_deref()));
+        page(listed, |a| Entry { account_id: a.id.clone(), id: a.id, name: a.name, kind: EntryKind::Account, parent_id: String::new(), root_folder_id: String::new() })
     }
 
-    fn teams(user: String, account_id: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
-        entries(browse::teams(&WitHost, &user, &account_id))
+    fn workspaces(user: String, account_id: String, cursor: Option<String>) -> Result<exports::browse::Page, types::Error> {
+        let listed = with_context(|ctx| browse::workspaces(ctx, &user, &account_id, cursor.as_deref()));
+        page(listed, |w| Entry { id: w.id, name: w.name, kind: EntryKind::Workspace, parent_id: w.account_id.clone(), account_id: w.account_id, root_folder_id: String::new() })
     }
 
-    fn projects(user: String, team_id: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
-        entries(browse::projects(&WitHost, &user, &team_id))
+    fn projects(user: String, account_id: String, workspace_id: String, cursor: Option<String>) -> Result<exports::browse::Page, types::Error> {
+        let listed = with_context(|ctx| browse::projects(ctx, &user, &account_id, &workspace_id, cursor.as_deref()));
+        page(listed, project_entry)
     }
 
-    fn shared_projects(user: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
-        entries(browse::shared_projects(&WitHost, &user))
+    fn shared_projects(user: String, cursor: Option<String>) -> Result<exports::browse::Page, types::Error> {
+        page(with_context(|ctx| browse::shared_projects(ctx, &user, cursor.as_deref())), project_entry)
     }
 
-    fn folders(user: String, folder_id: String) -> Result<Vec<exports::browse::Entry>, types::Error> {
-        entries(browse::folders(&WitHost, &user, &folder_id))
+    fn children(user: String, account_id: String, folder_id: String, kinds: ChildKinds, cursor: Option<String>) -> Result<exports::browse::Page, types::Error> {
+        let wanted: Vec<ItemKind> = [(ChildKinds::FOLDERS, ItemKind::Folder), (ChildKinds::FILES, ItemKind::File), (ChildKinds::VERSION_STACKS, ItemKind::VersionStack)]
+            .into_iter()
+            .filter(|(flag, _)| kinds & *flag == *flag)
+            .map(|(_, kind)| kind)
+            .collect();
+        let listed = with_context(|ctx| browse::children(ctx, &user, &account_id, &folder_id, &wanted, cursor.as_deref()));
+        page(listed, |i| Entry { kind: item_kind(&i.kind), id: i.id, name: i.name, parent_id: i.parent_id, account_id: account_id.clone(), root_folder_id: String::new() })
     }
 }
 
@@ -283,7 +321,9 @@ fn binding(b: bindings::Binding) -> exports::bindings::Binding {
     exports::bindings::Binding {
         id: b.id,
         folder_id: b.folder_id,
-        team_id: b.team_id,
+        api: b.generation.name().into(),
+        account_id: b.account_id,
+        workspace_id: b.workspace_id,
         project_id: b.project_id,
         project_name: b.project_name,
         action_id: b.action_id,
@@ -298,14 +338,15 @@ impl exports::bindings::Guest for Connector {
         let req = bindings::BindRequest {
             user: req.user,
             folder_id: req.folder_id,
+            account_id: req.account_id,
             project_id: req.project_id,
             action_name: req.action_name,
         };
-        bindings::bind(&WitHost, &req).map(binding).map_err(wit_error)
+        with_context(|ctx| bindings::bind(ctx, &req)).map(binding).map_err(wit_error)
     }
 
     fn unbind(id: String) -> Result<(), types::Error> {
-        bindings::unbind(&WitHost, &id).map_err(wit_error)
+        with_context(|ctx| bindings::unbind(ctx, &id)).map_err(wit_error)
     }
 
     fn list_bindings() -> Result<Vec<exports::bindings::Binding>, types::Error> {
@@ -340,7 +381,15 @@ impl exports::inbound::Guest for Connector {
 impl exports::jobs::Guest for Connector {
     fn run(job: exports::jobs::Job) -> exports::jobs::Outcome {
         let job = jobs::Job { id: job.id, key: job.key, kind: job.kind, payload: job.payload, attempt: job.attempt };
-        match jobs::run(&WitHost, &job) {
+        let outcome = match Context::load(&WitHost) {
+            Ok(ctx) => jobs::run(&ctx, &job),
+            // The store could not be read: try again later, by the same policy.
+            Err(e) if e.is_transient() && !jobs::retry::exhausted(job.attempt) => {
+                jobs::Outcome::Retry(jobs::retry::delay_ms(&WitHost, job.attempt, None), e.to_string())
+            }
+            Err(e) => jobs::Outcome::Failed(e.to_string()),
+        };
+        match outcome {
             jobs::Outcome::Done(summary) => exports::jobs::Outcome::Done(summary),
             jobs::Outcome::Next { delay_ms, payload, status, wake_on_transfer } => {
                 exports::jobs::Outcome::Next(exports::jobs::NextStep { delay_ms, payload, status, wake_on_transfer })

@@ -1,6 +1,6 @@
 //! Binding DAM folders to Frame.io projects through custom actions.
 //!
-//! A binding owns one custom action in the project's team. Its signing secret is
+//! A binding owns one custom action in the project's workspace (team, on v2). Its signing secret is
 //! only ever returned when the action is created, so it is stored with the binding.
 //! Unbinding deletes the action but keeps the record (marked unbound) so that a
 //! late delivery can still be verified and answered "no longer bound".
@@ -9,10 +9,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::Context;
 use crate::error::{Error, Result};
-use crate::frameio::model::NewAction;
+use crate::frameio::model::{Generation, NewAction};
 use crate::host::Host;
-use crate::oauth::Session;
 use crate::store;
 
 /// Longest custom action name accepted.
@@ -23,6 +23,8 @@ const MAX_ACTION_NAME_CHARS: usize = 64;
 pub struct BindRequest {
     pub user: String,
     pub folder_id: String,
+    /// The project's account; V4 needs it, v2 does not.
+    pub account_id: String,
     pub project_id: String,
     pub action_name: String,
 }
@@ -31,9 +33,16 @@ pub struct BindRequest {
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Binding {
     pub id: String,
+    /// The API generation the action was made with; its deliveries are read so.
+    /// Bindings made before V4 support have none: they are v2.
+    #[serde(default)]
+    pub generation: Generation,
     pub folder_id: String,
     pub folder_path: String,
-    pub team_id: String,
+    #[serde(default)]
+    pub account_id: String,
+    #[serde(alias = "team_id")]
+    pub workspace_id: String,
     pub project_id: String,
     pub project_name: String,
     pub action_id: String,
@@ -49,6 +58,7 @@ impl fmt::Debug for Binding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Binding")
             .field("id", &self.id)
+            .field("generation", &self.generation)
             .field("folder_id", &self.folder_id)
             .field("project_id", &self.project_id)
             .field("action_id", &self.action_id)
@@ -87,46 +97,52 @@ fn checked_action_name(raw: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
-/// Binds a folder to a project by creating a named custom action in its team.
-pub fn bind(host: &dyn Host, req: &BindRequest) -> Result<Binding> {
+/// Binds a folder to a project by creating a named custom action in its workspace.
+pub fn bind(ctx: &Context, req: &BindRequest) -> Result<Binding> {
     let action_name = checked_action_name(&req.action_name)?;
-    let folder = host.get_folder(&req.folder_id).map_err(|_| Error::NotFound(format!("DAM folder {}", req.folder_id)))?;
-    let session = Session::open(host, &req.user)?;
-    let project = session.with_api(|api| api.project(&req.project_id)).map_err(|e| match e {
+    if ctx.settings.api == Generation::V4 && req.account_id.is_empty() {
+        return Err(Error::InvalidInput("account-id is required: Frame.io V4 finds a project within its account".into()));
+    }
+    let folder = ctx.host.get_folder(&req.folder_id).map_err(|_| Error::NotFound(format!("DAM folder {}", req.folder_id)))?;
+    let api = ctx.api(&req.user)?;
+    let project = api.project(&req.account_id, &req.project_id).map_err(|e| match e {
         Error::Frameio(f) if f.status == 404 || f.status == 403 => Error::NotFound(format!("Frame.io project {}", req.project_id)),
         other => other,
     })?;
-    let existing = session.with_api(|api| api.team_actions(&project.team_id))?;
+    let account_id = if project.account_id.is_empty() { req.account_id.clone() } else { project.account_id.clone() };
+    let existing = api.actions(&account_id, &project.workspace_id)?;
     if existing.iter().any(|a| a.name.trim().eq_ignore_ascii_case(&action_name)) {
         return Err(Error::Conflict(format!(
-            "a custom action named \"{action_name}\" already exists in this Frame.io team; choose another name"
+            "a custom action named \"{action_name}\" already exists in this Frame.io workspace; choose another name"
         )));
     }
-    let id = format!("b{}", hex::encode(host.random_bytes(12)));
+    let id = format!("b{}", hex::encode(ctx.host.random_bytes(12)));
     let action = NewAction {
         name: action_name.clone(),
         description: format!("Push the asset into the DAM folder {}", folder.path),
         event: format!("dam.push.{id}"),
-        url: format!("{}/actions/{id}", session.settings().public_url),
+        url: format!("{}/actions/{id}", ctx.settings.public_url),
     };
-    let created = session.with_api(|api| api.create_action(&project.team_id, &action))?;
+    let created = api.create_action(&account_id, &project.workspace_id, &action)?;
     let binding = Binding {
         id,
+        generation: ctx.settings.api,
         folder_id: folder.id,
         folder_path: folder.path,
-        team_id: project.team_id,
+        account_id,
+        workspace_id: project.workspace_id,
         project_id: project.id,
         project_name: project.name,
         action_id: created.id.clone(),
         action_name,
         secrets: vec![created.secret.clone()],
         user: req.user.clone(),
-        created_at: host.now(),
+        created_at: ctx.host.now(),
         unbound_at: None,
     };
-    if let Err(e) = store::save_if(host, &binding_key(&binding.id), None, &binding) {
+    if let Err(e) = store::save_if(ctx.host, &binding_key(&binding.id), None, &binding) {
         // Do not leave an action behind that nothing can verify.
-        let _ = session.with_api(|api| api.delete_action(&created.id));
+        let _ = api.delete_action(&binding.account_id, &created.id);
         return Err(e);
     }
     Ok(binding)
@@ -135,15 +151,15 @@ pub fn bind(host: &dyn Host, req: &BindRequest) -> Result<Binding> {
 /// Deletes the binding's custom action and marks it unbound. Imported documents stay.
 /// When the binding's owner is no longer connected the action cannot be deleted; the
 /// binding is unbound anyway and the action's clicks are answered "no longer bound".
-pub fn unbind(host: &dyn Host, id: &str) -> Result<()> {
+pub fn unbind(ctx: &Context, id: &str) -> Result<()> {
     let key = binding_key(id);
     let stored = match is_binding_id(id) {
-        true => store::load::<Binding>(host, &key)?,
+        true => store::load::<Binding>(ctx.host, &key)?,
         false => None,
     };
     let stored = stored.filter(|s| s.value.unbound_at.is_none()).ok_or_else(|| Error::NotFound(format!("binding {id}")))?;
     let binding = stored.value;
-    let deleted = Session::open(host, &binding.user).and_then(|s| s.with_api(|api| api.delete_action(&binding.action_id)));
+    let deleted = ctx.api(&binding.user).and_then(|api| api.delete_action(&binding.account_id, &binding.action_id));
     match deleted {
         Ok(()) => {}
         // The owner's connection is gone, so the action cannot be deleted for them.
@@ -151,8 +167,8 @@ pub fn unbind(host: &dyn Host, id: &str) -> Result<()> {
         Err(Error::NotConnected(_) | Error::ReconnectRequired(_)) => {}
         Err(e) => return Err(e),
     }
-    let unbound = Binding { unbound_at: Some(host.now()), ..binding };
-    store::save(host, &key, &unbound)?;
+    let unbound = Binding { unbound_at: Some(ctx.host.now()), ..binding };
+    store::save(ctx.host, &key, &unbound)?;
     Ok(())
 }
 

@@ -1,0 +1,198 @@
+//! Sign-in and the token lease, against a scripted Frame.io v2 OAuth server and API.
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fake_host::{FakeHost, configure, connect, serve_frameio};
+use crate::frameio::model::{Account, Page};
+
+/// Lists alice's accounts through her connection: the call that makes the lease work.
+fn list_accounts(host: &FakeHost) -> Result<Page<Account>> {
+    let settings = crate::settings::load(host)?;
+    super::api_for(host, &settings, "alice")?.accounts(None)
+}
+
+#[test]
+fn an_expired_token_is_refreshed_before_use() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 10);
+    serve_frameio(&host);
+    list_accounts(&host).unwrap_err();
+    assert_eq!(host.requests_to("/oauth2/token"), 1);
+    let auth = host.requests.borrow().iter().rev().find(|r| r.url.contains("/v2/")).unwrap().headers.clone();
+    assert!(auth.iter().any(|(n, v)| n == "authorization" && v == "Bearer tok-2"));
+}
+
+#[test]
+fn a_token_frameio_rejects_before_its_expiry_is_refreshed_once_and_the_call_retried() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 3600);
+    serve_frameio(&host);
+    // Frame.io revoked tok-1 early: it answers 401 to it, and accepts the refreshed tok-2.
+    host.respond_with(|req| {
+        let revoked = req.headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer tok-1");
+        if req.url.ends_with("/oauth2/token") {
+            crate::fake_host::json_response(200, r#"{"access_token":"tok-2","refresh_token":"ref-2","expires_in":3600}"#)
+        } else if revoked {
+            crate::fake_host::json_response(401, r#"{"message":"invalid token"}"#)
+        } else {
+            crate::fake_host::json_response(200, r#"[{"id":"acc1","display_name":"Studio"}]"#)
+        }
+    });
+    let accounts = list_accounts(&host).unwrap();
+    assert_eq!(accounts.items[0].name, "Studio");
+    assert_eq!(host.requests_to("/oauth2/token"), 1, "one refresh");
+    assert_eq!(host.requests_to("/accounts"), 2, "the call, then its one retry");
+}
+
+#[test]
+fn an_authorization_state_works_once() {
+    let host = FakeHost::new();
+    configure(&host);
+    serve_frameio(&host);
+    let auth = super::begin(&host, "alice", "https://dam.example.com/oauth/callback").unwrap();
+    super::complete(&host, &auth.state, "code-1").unwrap();
+    let again = super::complete(&host, &auth.state, "code-1").unwrap_err();
+    assert!(matches!(again, Error::InvalidInput(_)), "{again:?}");
+}
+
+#[test]
+fn a_refresh_that_lost_to_a_concurrent_rotation_uses_the_winners_tokens() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 10);
+    // The token endpoint says invalid_grant (our refresh token was just used by another
+    // call), and by then that call has stored fresh tokens.
+    let key = format!("{}alice", crate::store::CONNECTION);
+    host.respond_with(move |req| {
+        if req.url.ends_with("/oauth2/token") {
+            crate::fake_host::json_response(400, r#"{"error":"invalid_grant"}"#)
+        } else {
+            crate::fake_host::json_response(200, "[]")
+        }
+    });
+    let winner = serde_json::json!({
+        "user": "alice", "frameio_user": "Ada", "access_token": "tok-winner", "refresh_token": "ref-winner",
+        "expires_at": host.now.get() + 3600, "reconnect_reason": null
+    });
+    // The other call's write lands while our token request is in flight.
+    host.writes_during_token_request.borrow_mut().push((key, winner.to_string().into_bytes()));
+    list_accounts(&host).unwrap();
+    assert_eq!(host.requests_to("/oauth2/token"), 1, "our refresh was tried and refused");
+    let auth = host.requests.borrow().iter().rev().find(|r| r.url.contains("/v2/")).unwrap().headers.clone();
+    assert!(auth.iter().any(|(n, v)| n == "authorization" && v == "Bearer tok-winner"), "{auth:?}");
+    assert!(host.sent.borrow().is_empty(), "no reconnect email for a race");
+}
+
+
+/// A configured host whose HTTP goes to the scripted Frame.io (no connection yet).
+fn frameio_host() -> FakeHost {
+    let host = FakeHost::new();
+    configure(&host);
+    serve_frameio(&host);
+    host
+}
+
+
+/// A stored connection for alice whose token `tok-1` expires at `expires_at`, with
+/// another call's refresh lease running until `lease_until`.
+fn connect_with_lease(host: &FakeHost, expires_at: u64, lease_until: u64) -> String {
+    let key = format!("{}alice", crate::store::CONNECTION);
+    let conn = serde_json::json!({
+        "user": "alice", "frameio_user": "Ada", "access_token": "tok-1", "refresh_token": "ref-1",
+        "expires_at": expires_at, "reconnect_reason": null, "refresh_lease_until": lease_until
+    });
+    crate::host::Host::storage_set(host, &key, conn.to_string().as_bytes()).unwrap();
+    key
+}
+
+
+fn bearer_of_last_api_call(host: &FakeHost) -> String {
+    let requests = host.requests.borrow();
+    let last = requests.iter().rev().find(|r| r.url.contains("/v2/")).expect("an API call");
+    last.headers.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
+#[test]
+fn a_call_whose_token_expired_waits_for_a_refresh_under_way_instead_of_refreshing() {
+    let host = frameio_host();
+    let now = host.now.get();
+    let key = connect_with_lease(&host, now - 1, now + 10);
+    let done = serde_json::json!({
+        "user": "alice", "frameio_user": "Ada", "access_token": "tok-other", "refresh_token": "ref-other",
+        "expires_at": now + 3600, "reconnect_reason": null, "refresh_lease_until": null
+    });
+    // The lease holder stores its tokens while we wait.
+    host.writes_during_sleep.borrow_mut().push((key, done.to_string().into_bytes()));
+    list_accounts(&host).unwrap_err();
+    assert_eq!(host.requests_to("/oauth2/token"), 0, "single flight: the holder's refresh is the only one");
+    assert!(host.slept_ms.get() > 0, "it waited");
+    assert_eq!(bearer_of_last_api_call(&host), "Bearer tok-other");
+}
+
+#[test]
+fn a_token_that_has_not_expired_is_used_while_another_call_refreshes_it() {
+    let host = frameio_host();
+    let now = host.now.get();
+    connect_with_lease(&host, now + 30, now + 10);
+    list_accounts(&host).unwrap_err();
+    assert_eq!((host.slept_ms.get(), host.requests_to("/oauth2/token")), (0, 0), "no wait, no second refresh");
+    assert_eq!(bearer_of_last_api_call(&host), "Bearer tok-1");
+}
+
+#[test]
+fn a_lease_whose_holder_died_makes_callers_fail_briefly_then_runs_out() {
+    let host = frameio_host();
+    let started = host.now.get();
+    connect_with_lease(&host, started - 1, started + 10);
+    let waited = list_accounts(&host).unwrap_err();
+    assert!(waited.is_transient(), "a passing error after a bounded wait: {waited:?}");
+    assert_eq!(host.now.get() - started, 6, "waited six seconds");
+    assert_eq!(host.requests_to("/oauth2/token"), 0);
+    host.now.set(started + 11);
+    list_accounts(&host).unwrap_err();
+    assert_eq!(host.requests_to("/oauth2/token"), 1, "the lease ran out: this call refreshes");
+    assert_eq!(bearer_of_last_api_call(&host), "Bearer tok-2");
+    let stored = crate::store::load::<Value>(&host, &format!("{}alice", crate::store::CONNECTION)).unwrap().unwrap();
+    assert_eq!(stored.value["refresh_lease_until"], Value::Null, "the lease is released with the new tokens");
+    assert_eq!(stored.value["refresh_token"], "ref-2", "the new refresh token is stored");
+}
+
+#[test]
+fn a_lease_set_impossibly_far_ahead_is_not_honoured() {
+    let host = frameio_host();
+    connect_with_lease(&host, host.now.get() - 1, u64::MAX);
+    list_accounts(&host).unwrap_err();
+    assert_eq!(host.slept_ms.get(), 0);
+    assert_eq!(host.requests_to("/oauth2/token"), 1);
+}
+
+#[test]
+fn a_connection_without_a_refresh_token_needs_reconnecting_and_takes_no_lease() {
+    let host = FakeHost::new();
+    configure(&host);
+    let key = format!("{}alice", crate::store::CONNECTION);
+    let conn = serde_json::json!({
+        "user": "alice", "frameio_user": "Ada", "access_token": "tok-1", "refresh_token": null,
+        "expires_at": host.now.get() - 1, "reconnect_reason": null
+    });
+    crate::host::Host::storage_set(&host, &key, conn.to_string().as_bytes()).unwrap();
+    let before = crate::host::Host::storage_get(&host, &key).unwrap().unwrap().revision;
+    let e = list_accounts(&host).unwrap_err();
+    assert!(matches!(e, Error::ReconnectRequired(_)), "{e:?}");
+    assert_eq!(crate::host::Host::storage_get(&host, &key).unwrap().unwrap().revision, before, "the record is untouched");
+}
+
+#[test]
+fn a_failed_refresh_releases_its_lease() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 10);
+    host.respond_with(|_| crate::fake_host::json_response(503, r#"{"message":"unavailable"}"#));
+    list_accounts(&host).unwrap_err();
+    let stored = crate::store::load::<Value>(&host, &format!("{}alice", crate::store::CONNECTION)).unwrap().unwrap();
+    assert_eq!(stored.value["refresh_lease_until"], Value::Null);
+    assert_eq!(stored.value["access_token"], "tok-1", "nothing else changed");
+}

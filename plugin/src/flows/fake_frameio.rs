@@ -1,0 +1,218 @@
+//! An in-memory Frame.io behind the capability traits, for the flow tests: the flows
+//! are tested once, with no generation's JSON in sight.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use super::Context;
+use crate::error::{Error, FrameioError, Result};
+use crate::host::Host;
+use crate::frameio::model::*;
+use crate::frameio::{Actions, Directory, FrameioApi, Media, People};
+use crate::settings::{self, Settings};
+
+/// What the fake Frame.io holds, shared between the test and every client.
+#[derive(Default)]
+pub struct World {
+    pub projects: Vec<Project>,
+    pub files: BTreeMap<String, File>,
+    pub stacks: BTreeMap<String, VersionStack>,
+    pub members: Vec<User>,
+    /// Actions by workspace; their secrets.
+    pub actions: Vec<(String, Action, String)>,
+    /// DAM users with a connection.
+    pub connected: Vec<String>,
+    /// When set, every call fails with it.
+    pub outage: Option<FrameioError>,
+    /// Every call made, as `"name arg"`.
+    pub calls: Vec<String>,
+}
+
+/// A client of the shared world.
+#[derive(Clone)]
+pub struct FakeFrameio(pub Rc<RefCell<World>>);
+
+impl FakeFrameio {
+    fn call(&self, what: String) -> Result<()> {
+        let mut world = self.0.borrow_mut();
+        world.calls.push(what);
+        match &world.outage {
+            Some(e) => Err(Error::Frameio(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn not_found(what: &str) -> Error {
+        Error::Frameio(FrameioError::new(404, format!("{what} not found")))
+    }
+}
+
+fn whole<T>(items: Vec<T>) -> Page<T> {
+    Page { items, next: None }
+}
+
+impl People for FakeFrameio {
+    fn me(&self) -> Result<User> {
+        self.call("me".into())?;
+        Ok(User { id: "u1".into(), name: "Ada".into(), email: "ada@example.com".into() })
+    }
+
+    fn member(&self, _account_id: &str, workspace_id: &str, user_id: &str) -> Result<Option<User>> {
+        self.call(format!("member {workspace_id} {user_id}"))?;
+        Ok(self.0.borrow().members.iter().find(|u| u.id == user_id).cloned())
+    }
+}
+
+impl Directory for FakeFrameio {
+    fn accounts(&self, _cursor: Option<&str>) -> Result<Page<Account>> {
+        self.call("accounts".into())?;
+        Ok(whole(vec![Account { id: "acc1".into(), name: "Studio".into() }]))
+    }
+
+    fn workspaces(&self, account_id: &str, _cursor: Option<&str>) -> Result<Page<Workspace>> {
+        self.call(format!("workspaces {account_id}"))?;
+        Ok(whole(vec![Workspace { id: "t1".into(), name: "Editorial".into(), account_id: account_id.into() }]))
+    }
+
+    fn projects(&self, _account_id: &str, workspace_id: &str, _cursor: Option<&str>) -> Result<Page<Project>> {
+        self.call(format!("projects {workspace_id}"))?;
+        Ok(whole(self.0.borrow().projects.iter().filter(|p| p.workspace_id == workspace_id).cloned().collect()))
+    }
+
+    fn shared_projects(&self, _cursor: Option<&str>) -> Result<Page<Project>> {
+        self.call("shared_projects".into())?;
+        Ok(whole(Vec::new()))
+    }
+
+    fn project(&self, _account_id: &str, project_id: &str) -> Result<Project> {
+        self.call(format!("project {project_id}"))?;
+        self.0.borrow().projects.iter().find(|p| p.id == project_id).cloned().ok_or_else(|| Self::not_found(project_id))
+    }
+
+    fn children(&self, _account_id: &str, folder_id: &str, kinds: &[ItemKind], _cursor: Option<&str>) -> Result<Page<Item>> {
+        self.call(format!("children {folder_id}"))?;
+        let world = self.0.borrow();
+        let items = world
+            .files
+            .values()
+            .filter(|f| f.parent_id.as_deref() == Some(folder_id) && (kinds.is_empty() || kinds.contains(&f.kind)))
+            .map(|f| Item { id: f.id.clone(), name: f.name.clone(), kind: f.kind.clone(), parent_id: folder_id.into() })
+            .collect();
+        Ok(whole(items))
+    }
+}
+
+impl Media for FakeFrameio {
+    fn file(&self, _account_id: &str, file_id: &str) -> Result<File> {
+        self.call(format!("file {file_id}"))?;
+        self.0.borrow().files.get(file_id).cloned().ok_or_else(|| Self::not_found(file_id))
+    }
+
+    fn version_stack(&self, _account_id: &str, stack_id: &str) -> Result<VersionStack> {
+        self.call(format!("version_stack {stack_id}"))?;
+        self.0.borrow().stacks.get(stack_id).cloned().ok_or_else(|| Self::not_found(stack_id))
+    }
+}
+
+impl Actions for FakeFrameio {
+    fn actions(&self, _account_id: &str, workspace_id: &str) -> Result<Vec<Action>> {
+        self.call(format!("actions {workspace_id}"))?;
+        Ok(self.0.borrow().actions.iter().filter(|(w, _, _)| w == workspace_id).map(|(_, a, _)| a.clone()).collect())
+    }
+
+    fn create_action(&self, _account_id: &str, workspace_id: &str, action: &NewAction) -> Result<CreatedAction> {
+        self.call(format!("create_action {workspace_id} {}", action.url))?;
+        let mut world = self.0.borrow_mut();
+        let created_before = world.calls.iter().filter(|c| c.starts_with("create_action")).count();
+        let id = format!("act{created_before}");
+        world.actions.push((workspace_id.into(), Action { id: id.clone(), name: action.name.clone() }, "whsec".into()));
+        Ok(CreatedAction { id, secret: "whsec".into() })
+    }
+
+    fn delete_action(&self, _account_id: &str, action_id: &str) -> Result<()> {
+        self.call(format!("delete_action {action_id}"))?;
+        self.0.borrow_mut().actions.retain(|(_, a, _)| a.id != action_id);
+        Ok(())
+    }
+}
+
+/// A file of project `p1` with everything an import needs.
+pub fn file(id: &str, parent: &str) -> File {
+    File {
+        id: id.into(),
+        name: format!("{id}.mov"),
+        kind: ItemKind::File,
+        account_id: "acc1".into(),
+        parent_id: Some(parent.into()),
+        version_stack_id: None,
+        project_id: "p1".into(),
+        project_name: "Spring".into(),
+        workspace_id: "t1".into(),
+        size: Some(10),
+        media_type: Some("video/quicktime".into()),
+        original: Original::Ready { url: format!("https://s3.example/{id}") },
+        xxhash64: Some("00112233445566aa".into()),
+        view_url: Some(format!("https://app.frame.io/player/{id}")),
+        fps: Some(24.0),
+        duration: Some(2.5),
+        frames: Some(60),
+        status: Some("approved".into()),
+        uploader: Some(User { id: "u9".into(), name: "Uma".into(), email: "uma@example.com".into() }),
+    }
+}
+
+/// A world with project `p1` (root `root`) in workspace `t1`, an action "Send to
+/// Archive" already there, member `u7` (Pat), and files `a1` (ready), `up` (still
+/// uploading), `fold` (a folder), `v1` and `v2` in stack `vs` (head `v2`), and
+/// `other` of another project. DAM user alice is connected.
+pub fn world() -> Rc<RefCell<World>> {
+    let mut world = World {
+        projects: vec![Project {
+            id: "p1".into(),
+            name: "Spring".into(),
+            account_id: "acc1".into(),
+            workspace_id: "t1".into(),
+            root_folder_id: "root".into(),
+        }],
+        members: vec![User { id: "u7".into(), name: "Pat".into(), email: "pat@example.com".into() }],
+        actions: vec![("t1".into(), Action { id: "x1".into(), name: "Send to Archive".into() }, "other".into())],
+        connected: vec!["alice".into()],
+        ..World::default()
+    };
+    let uploading = File { original: Original::Uploading, ..file("up", "root") };
+    let folder = File { kind: ItemKind::Folder, original: Original::Unavailable, size: None, ..file("fold", "root") };
+    let other = File { project_id: "p9".into(), ..file("other", "elsewhere") };
+    let stacked = |id: &str| File { version_stack_id: Some("vs".into()), ..file(id, "vs") };
+    let stack = File { kind: ItemKind::VersionStack, original: Original::Unavailable, size: None, name: "clip".into(), ..file("vs", "root") };
+    for f in [file("a1", "root"), uploading, folder, other, stacked("v1"), stacked("v2"), stack] {
+        world.files.insert(f.id.clone(), f);
+    }
+    world.stacks.insert(
+        "vs".into(),
+        VersionStack { id: "vs".into(), name: "clip".into(), project_id: "p1".into(), head_file_id: "v2".into(), version_ids: vec!["v2".into(), "v1".into()] },
+    );
+    Rc::new(RefCell::new(world))
+}
+
+/// Provider settings of `generation` for the tests.
+pub fn settings_for(generation: Generation) -> Settings {
+    let form = [("api", generation.name()), ("client-id", "cid"), ("client-secret", "csecret"), ("public-url", "https://dam.example.com/frameio")];
+    let form: Vec<(String, String)> = form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    settings::parse(&form).expect("test settings are valid")
+}
+
+/// A context on `host` whose Frame.io is `world`; only connected users reach it.
+pub fn context<'h>(host: &'h dyn Host, world: &Rc<RefCell<World>>, generation: Generation) -> Context<'h> {
+    let world = world.clone();
+    Context::with_connect(
+        host,
+        settings_for(generation),
+        Box::new(move |_, user| {
+            if !world.borrow().connected.iter().any(|u| u == user) {
+                return Err(Error::NotConnected(user.to_string()));
+            }
+            Ok(Box::new(FakeFrameio(world.clone())) as Box<dyn FrameioApi>)
+        }),
+    )
+}

@@ -1,0 +1,57 @@
+//! Frame.io V4's custom-action delivery:
+//! `{"account_id", "action_id", "interaction_id", "workspace": {"id"}, "project": {"id"},
+//! "resource": {"id", "type": "file" | "folder" | "version_stack"}, "user": {"id"},
+//! "type", "data"?}`.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::frameio::event::{IdRef, checked_id, checked_ref, decode, form};
+use crate::frameio::model::{ActionEvent, Generation, ItemKind, Resource};
+
+#[derive(Deserialize)]
+struct WireEvent {
+    account_id: Option<String>,
+    action_id: String,
+    interaction_id: String,
+    workspace: Option<IdRef>,
+    project: Option<IdRef>,
+    resource: Option<WireResource>,
+    user: Option<IdRef>,
+    data: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct WireResource {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Decodes a V4 delivery; the error is the 400 reason.
+pub fn parse_action(body: &[u8]) -> Result<ActionEvent, String> {
+    let (wire, object): (WireEvent, Map<String, Value>) = decode(body)?;
+    let (Some(account_id), Some(workspace)) = (wire.account_id, wire.workspace) else {
+        let legacy = object.contains_key("team");
+        return Err(if legacy {
+            "this is a Legacy API (v2) event, but the binding speaks Frame.io V4".into()
+        } else {
+            "a Frame.io V4 event names its account_id and workspace".into()
+        });
+    };
+    let resource = match wire.resource {
+        None => None,
+        Some(r) => Some(Resource { id: checked_id("resource.id", r.id)?, kind: Some(ItemKind::from_wire(&r.kind)) }),
+    };
+    Ok(ActionEvent {
+        generation: Generation::V4,
+        account_id: Some(checked_id("account_id", account_id)?),
+        action_id: checked_id("action_id", wire.action_id)?,
+        interaction_id: checked_id("interaction_id", wire.interaction_id)?,
+        workspace_id: Some(checked_id("workspace.id", workspace.id)?),
+        project_id: checked_ref("project.id", wire.project)?,
+        resource,
+        user_id: checked_ref("user.id", wire.user)?,
+        form: form(wire.data)?,
+    })
+}

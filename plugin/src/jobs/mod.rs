@@ -1,0 +1,62 @@
+//! Running one step of a queued job (WIT `jobs`): the dispatch table from job kind
+//! to flow, and the retry policy applied to every flow alike.
+
+pub mod retry;
+
+use crate::flows::push::PushJob;
+use crate::flows::{Context, Flow, Step};
+
+/// A job as the host stores it (WIT `jobs.job`).
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: String,
+    pub key: String,
+    pub kind: String,
+    pub payload: Vec<u8>,
+    pub attempt: u32,
+}
+
+/// What happened in a step (WIT `jobs.outcome`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished; a summary.
+    Done(String),
+    /// Run another step with this payload after the delay, or as soon as the
+    /// transfer `wake_on_transfer` ends.
+    Next { delay_ms: u32, payload: Vec<u8>, status: String, wake_on_transfer: Option<String> },
+    /// Run this step again after the delay; the reason.
+    Retry(u32, String),
+    /// Finished without success; the reason.
+    Failed(String),
+}
+
+/// Runs one step of `job`.
+pub fn run(ctx: &Context, job: &Job) -> Outcome {
+    match job.kind.as_str() {
+        PushJob::KIND => run_flow::<PushJob>(ctx, job),
+        other => Outcome::Failed(format!("unknown job kind {other:?}")),
+    }
+}
+
+/// Decodes the payload, runs the step, and applies the retry policy to what it
+/// came to; a job that fails for good is told to the flow once.
+fn run_flow<F: Flow>(ctx: &Context, job: &Job) -> Outcome {
+    let flow: F = match serde_json::from_slice(&job.payload) {
+        Ok(flow) => flow,
+        Err(e) => return Outcome::Failed(format!("unreadable {} job payload: {e}", F::KIND)),
+    };
+    let why = match flow.step(ctx) {
+        Ok(Step::Done(summary)) => return Outcome::Done(summary),
+        Ok(Step::Next { delay_ms, payload, status, wake_on_transfer }) => {
+            return Outcome::Next { delay_ms, payload, status, wake_on_transfer };
+        }
+        Ok(Step::Failed(why)) => why,
+        Err(e) if e.is_transient() && !retry::exhausted(job.attempt) => {
+            return Outcome::Retry(retry::delay_ms(ctx.host, job.attempt, e.retry_after_ms()), e.to_string());
+        }
+        Err(e) if e.is_transient() => format!("{e} (gave up after {} attempts)", retry::MAX_ATTEMPTS),
+        Err(e) => e.to_string(),
+    };
+    flow.failed(ctx, &why);
+    Outcome::Failed(why)
+}
