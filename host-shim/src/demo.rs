@@ -1,7 +1,8 @@
-//! `host-shim demo`: the whole push flow on one machine, narrated step by step.
+//! `host-shim demo`: the whole push flow on one machine, narrated step by step, on
+//! the Legacy API (v2) and then on Frame.io V4 (or on one of them with `--api`).
 //!
 //! An administrator registers the provider, Dana connects and binds a DAM folder
-//! to a Frame.io project, Sam pushes assets from Frame.io with the custom action,
+//! to a Frame.io project, a Frame.io user pushes assets with the custom action,
 //! they arrive as documents and versions with an email, and the folder is unbound.
 
 use std::path::Path;
@@ -10,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::harness::{World, WorldOptions, fixture};
+use frameio_connector::frameio::model::Generation;
+
+use crate::harness::{World, WorldOptions};
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -22,18 +25,32 @@ fn detail(text: impl std::fmt::Display) {
     println!("    {text}");
 }
 
-/// Runs the demo with the component at `component`, keeping state in `data_dir`.
-pub async fn run(component: &Path, data_dir: &Path) -> anyhow::Result<()> {
+/// Runs the demo on each of `apis` with the component at `component`, keeping each
+/// run's state in its own folder of `data_dir`.
+pub async fn run(component: &Path, data_dir: &Path, apis: &[Generation]) -> anyhow::Result<()> {
     if data_dir.exists() {
         std::fs::remove_dir_all(data_dir).with_context(|| format!("clearing {}", data_dir.display()))?;
     }
-    let world = World::start(WorldOptions::new(component, data_dir)).await?;
-    let outcome = narrate(&world, data_dir).await;
-    world.stop().await;
-    outcome
+    for api in apis {
+        println!("\n=== The push flow on Frame.io {} ===", api_title(*api));
+        let dir = data_dir.join(api.name());
+        let world = World::start(WorldOptions { api: *api, ..WorldOptions::new(component, &dir) }).await?;
+        let outcome = narrate(&world, &dir).await;
+        world.stop().await;
+        outcome.with_context(|| format!("the demo on {}", api_title(*api)))?;
+    }
+    Ok(())
+}
+
+fn api_title(api: Generation) -> &'static str {
+    match api {
+        Generation::V2 => "Legacy API (v2), signed in with Frame.io OAuth",
+        Generation::V4 => "V4, signed in with Adobe IMS",
+    }
 }
 
 async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
+    let fx = w.fixture;
     println!("Frame.io simulator: {}", w.sim.base_url());
     println!(
         "host-shim: public {}, admin {} (its bearer token is in {})",
@@ -48,7 +65,7 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     w.configure_provider().await?;
     detail("client id and secret saved; endpoints point at the simulator");
 
-    step(2, "Dana connects her Frame.io account (OAuth authorization code grant)");
+    step(2, "Dana connects her Frame.io account (authorization code grant with state and PKCE on V4)");
     let page = w.connect("dana").await?;
     detail(text_of(&page));
 
@@ -58,73 +75,75 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     detail(format!("accounts: {}", names(&accounts)));
     let (workspaces, _) = w.browse_all(&format!("/users/dana/accounts/{account}/workspaces")).await?;
     detail(format!("workspaces: {}", names(&workspaces)));
-    let editorial = format!("/users/dana/accounts/{account}/workspaces/{}/projects", fixture::EDITORIAL_TEAM);
-    let (projects, _) = w.browse_all(&editorial).await?;
-    detail(format!("Editorial projects: {}", names(&projects)));
+    let (projects, _) = w.browse_all(&format!("/users/dana/accounts/{}/workspaces/{}/projects", fx.account, fx.workspace)).await?;
+    detail(format!("projects: {}", names(&projects)));
     let (shared, _) = w.browse_all("/users/dana/shared-projects").await?;
-    detail(format!("shared with Dana: {}", names(&shared)));
-    let root = format!("/users/dana/accounts/{account}/folders/{}/children?kinds=folders", fixture::SPRING_ROOT);
-    let (folders, _) = w.browse_all(&root).await?;
-    detail(format!("folders in Spring Campaign: {}", names(&folders)));
+    detail(format!("shared with Dana: {}", if shared.is_empty() { "none (V4 lists them in their workspaces)".into() } else { names(&shared) }));
+    let root = format!("/users/dana/accounts/{}/folders/{}/children", fx.account, fx.root);
+    let (children, _) = w.browse_all(&root).await?;
+    let listed: Vec<String> = children.iter().map(|c| format!("{} ({})", c["name"].as_str().unwrap_or(""), c["kind"].as_str().unwrap_or(""))).collect();
+    detail(format!("in {}: {}", fx.project_name, listed.join(", ")));
 
-    step(4, "Dana binds the DAM folder /Marketing/Spring to Spring Campaign");
+    step(4, &format!("Dana binds the DAM folder /Marketing/Spring to {}", fx.project_name));
     let folder = w.create_folder("/Marketing/Spring", "Spring").await?;
     let folder_id = folder["id"].as_str().context("folder id")?.to_string();
-    let bound = w.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Publish to DAM").await?;
+    let bound = w.bind("dana", &folder_id, fx.account, fx.project, "Publish to DAM").await?;
     if !bound.status.is_success() {
         bail!("bind failed: {}", bound.body);
     }
     let action_id = bound.body["action_id"].as_str().context("action id")?.to_string();
     detail(format!("binding {} created custom action \"Publish to DAM\" ({action_id})", bound.body["id"].as_str().unwrap_or("")));
-    let clash = w.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "publish to dam").await?;
+    let clash = w.bind("dana", &folder_id, fx.account, fx.project, "publish to dam").await?;
     detail(format!("binding again with the same name is refused: {} {}", clash.status, clash.body["error"]));
 
-    step(5, "Sam pushes interview.mp4 from Frame.io with the custom action");
+    step(5, "A Frame.io user pushes a video with the custom action");
     let clicked = Instant::now();
-    let form = w.control.click(&action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await?;
+    let form = w.control.click(&action_id, fx.video, Some(fx.pusher)).await?;
     let click_ms = clicked.elapsed().as_millis();
     detail(format!("the click is answered in {click_ms} ms with a form: {} ({})", form.body["title"], form.body["description"]));
     let submitted = Instant::now();
-    let data = json!({ "title": "", "notify": "yes" });
-    let message = w.control.submit(&action_id, &form.interaction_id, fixture::INTERVIEW_MP4, Some(fixture::SAM), data).await?;
+    let data = json!({ "title": "", "note": "First cut, for the archive", "notify": "yes" });
+    let message = w.control.submit(&action_id, &form.interaction_id, fx.video, Some(fx.pusher), data).await?;
     let submit_ms = submitted.elapsed().as_millis();
     detail(format!("the submission is answered in {submit_ms} ms: {}: {}", message.body["title"], message.body["description"]));
     let job = w.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await?;
     detail(format!("import job {}: {}", job.state, job.result_text.clone().unwrap_or_default()));
 
     step(6, "The document is in the bound folder, with its Frame.io metadata");
-    let doc_id = only_document(w, &folder_id, "interview").await?;
+    let doc_id = only_document(w, &folder_id).await?;
     show_document(w, &doc_id, true).await?;
 
-    step(7, "Sam gets an email");
+    step(7, "The pusher gets an email");
     for email in w.emails()? {
         detail(format!("To: {} | Subject: {} | {}", email.to, email.subject, email.path.display()));
     }
 
-    step(8, "Sam pushes the same asset again: a second version of the same document");
-    let (form, _) = w.push(&action_id, fixture::INTERVIEW_MP4, fixture::SAM, json!({ "notify": "no" })).await?;
+    step(8, "The same video is pushed again: a second version of the same document");
+    let (form, _) = w.push(&action_id, fx.video, fx.pusher, json!({ "notify": "no" })).await?;
     detail(format!("the form now says: {}", form.body["description"]));
     w.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await?;
     show_document(w, &doc_id, false).await?;
 
-    step(9, "Sam pushes trailer v1, then v2 from its version stack: one document, two versions");
-    for asset in [fixture::TRAILER_V1, fixture::TRAILER_V2] {
-        let (form, _) = w.push(&action_id, asset, fixture::SAM, json!({ "notify": "no" })).await?;
+    step(9, "Version 1 of a stack is pushed, then the stack itself (its head, version 2): one document, two versions");
+    for asset in [fx.stack_v1, fx.stack] {
+        let (form, _) = w.push(&action_id, asset, fx.pusher, json!({ "notify": "no" })).await?;
         let job = w.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await?;
         detail(format!("{}: {}", job.state, job.result_text.unwrap_or_default()));
     }
 
-    step(10, "Pushing a file that is still uploading is refused with a message");
-    let form = w.control.click(&action_id, fixture::UNFINISHED_UPLOAD, Some(fixture::SAM)).await?;
-    detail(format!("{}: {}", form.body["title"], form.body["description"]));
+    step(10, "A file still uploading, and a file of another project, are refused with a message");
+    for asset in [fx.unfinished, fx.elsewhere] {
+        let form = w.control.click(&action_id, asset, Some(fx.pusher)).await?;
+        detail(format!("{}: {}", form.body["title"], form.body["description"]));
+    }
 
     step(11, "Dana unbinds the folder: the custom action is deleted, documents stay");
     let binding_id = bound.body["id"].as_str().context("binding id")?;
     w.admin(reqwest::Method::DELETE, &format!("/bindings/{binding_id}"), None).await?;
-    if w.control.click(&action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.is_err() {
+    if w.control.click(&action_id, fx.video, Some(fx.pusher)).await.is_err() {
         detail("Frame.io no longer offers the action");
     }
-    let late = w.control.late_click(&action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await?;
+    let late = w.control.late_click(&action_id, fx.video, Some(fx.pusher)).await?;
     detail(format!("a delivery already under way is answered: {}: {}", late.body["title"], late.body["description"]));
 
     step(12, "The bound folder at the end");
@@ -136,12 +155,9 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn only_document(w: &World, folder_id: &str, title_part: &str) -> anyhow::Result<String> {
+async fn only_document(w: &World, folder_id: &str) -> anyhow::Result<String> {
     let docs = w.documents(folder_id).await?;
-    let doc = docs
-        .iter()
-        .find(|d| d["title"].as_str().is_some_and(|t| t.contains(title_part)))
-        .with_context(|| format!("no document like {title_part} in the folder"))?;
+    let [doc] = docs.as_slice() else { bail!("expected one document in the folder, found {}", docs.len()) };
     Ok(doc["id"].as_str().unwrap_or_default().to_string())
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use frameio_connector::frameio::model::Generation;
 use frameio_sim::{ActionReply, Seed, SimClient, SimOptions, Simulator};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -23,7 +24,9 @@ use crate::queue::JobRow;
 
 /// Ids from the bundled simulator seed (`fixtures/seed.json`).
 pub mod fixture {
-    /// Dana, who consents to the OAuth grant and binds folders.
+    use frameio_connector::frameio::model::Generation;
+
+    /// Dana, who consents to the Legacy OAuth grant and binds folders.
     pub const DANA: &str = "10000000-0000-4000-8000-000000000001";
     /// Sam, a member of the Editorial team, who pushes assets.
     pub const SAM: &str = "10000000-0000-4000-8000-000000000002";
@@ -49,6 +52,100 @@ pub mod fixture {
     /// The non-PKCE OAuth app.
     pub const CLIENT_ID: &str = "fio-sim-web";
     pub const CLIENT_SECRET: &str = "fio-sim-web-secret";
+
+    /// One API generation's part of the seed, under the same names, so that a test
+    /// runs on either.
+    #[derive(Debug)]
+    pub struct Fixture {
+        pub api: Generation,
+        /// The Frame.io user who consents when a DAM user connects.
+        pub consenting_user: &'static str,
+        /// A member of the workspace who pushes assets, and their email.
+        pub pusher: &'static str,
+        pub pusher_email: &'static str,
+        pub account: &'static str,
+        pub workspace: &'static str,
+        /// The project bound in tests, its name and root folder.
+        pub project: &'static str,
+        pub project_name: &'static str,
+        pub root: &'static str,
+        /// A folder in the project's root.
+        pub folder: &'static str,
+        pub folder_name: &'static str,
+        /// A fully uploaded video and its size.
+        pub video: &'static str,
+        pub video_size: u64,
+        /// A file whose upload has not finished.
+        pub unfinished: &'static str,
+        /// A version stack and its first and second (head) versions.
+        pub stack: &'static str,
+        pub stack_v1: &'static str,
+        pub stack_v2: &'static str,
+        /// Something in another project of the same workspace.
+        pub elsewhere: &'static str,
+        /// The OAuth app (or Adobe credential) the provider is configured with.
+        pub client_id: &'static str,
+        pub client_secret: &'static str,
+    }
+
+    /// The Legacy API (v2) part: Reyes Studio's Editorial team.
+    pub const V2: Fixture = Fixture {
+        api: Generation::V2,
+        consenting_user: DANA,
+        pusher: SAM,
+        pusher_email: "sam@reyes-studio.example",
+        account: REYES_STUDIO,
+        workspace: EDITORIAL_TEAM,
+        project: SPRING_CAMPAIGN,
+        project_name: "Spring Campaign",
+        root: SPRING_ROOT,
+        folder: FOOTAGE_FOLDER,
+        folder_name: "Footage",
+        video: INTERVIEW_MP4,
+        video_size: 3_145_728,
+        unfinished: UNFINISHED_UPLOAD,
+        stack: "a0000000-0000-4000-8000-000000000009",
+        stack_v1: TRAILER_V1,
+        stack_v2: TRAILER_V2,
+        elsewhere: "a0000000-0000-4000-8000-000000000012",
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+    };
+
+    /// The Frame.io V4 part: Harbor Films' Harbor Post workspace, signed in with
+    /// Adobe IMS as Noor.
+    pub const V4: Fixture = Fixture {
+        api: Generation::V4,
+        consenting_user: "10000000-0000-4000-8000-000000000005",
+        pusher: "10000000-0000-4000-8000-000000000006",
+        pusher_email: "ines@harbor-films.example",
+        account: "20000000-0000-4000-8000-000000000003",
+        workspace: "30000000-0000-4000-8000-000000000004",
+        project: "40000000-0000-4000-8000-000000000007",
+        project_name: "Feature Film",
+        root: "50000000-0000-4000-8000-000000000007",
+        folder: "b0000000-0000-4000-8000-000000000001",
+        folder_name: "Dailies",
+        video: "b0000000-0000-4000-8000-000000000002",
+        video_size: 5_242_880,
+        unfinished: "b0000000-0000-4000-8000-000000000008",
+        stack: "b0000000-0000-4000-8000-000000000004",
+        stack_v1: "b0000000-0000-4000-8000-000000000005",
+        stack_v2: "b0000000-0000-4000-8000-000000000006",
+        elsewhere: "b0000000-0000-4000-8000-000000000010",
+        client_id: "fio-sim-ims",
+        client_secret: "fio-sim-ims-secret",
+    };
+
+    impl Fixture {
+        /// The part of the seed for `api`.
+        pub fn of(api: Generation) -> &'static Fixture {
+            match api {
+                Generation::V2 => &V2,
+                Generation::V4 => &V4,
+            }
+        }
+    }
 }
 
 /// How the world is set up.
@@ -67,6 +164,8 @@ pub struct WorldOptions {
     pub sim: SimOptions,
     /// Hosts added to the simulator on the media allowlist (`[transfer] allow_hosts`).
     pub extra_media_hosts: Vec<String>,
+    /// The Frame.io API generation the provider is configured for.
+    pub api: Generation,
 }
 
 impl WorldOptions {
@@ -81,6 +180,7 @@ impl WorldOptions {
             seed: Seed::default_fixture(),
             sim: SimOptions::default(),
             extra_media_hosts: Vec::new(),
+            api: Generation::V2,
         }
     }
 }
@@ -90,6 +190,8 @@ pub struct World {
     pub sim: Simulator,
     pub control: SimClient,
     pub host: RunningHost,
+    /// The seed's ids for the generation the provider is configured for.
+    pub fixture: &'static fixture::Fixture,
     admin: AdminClient,
 }
 
@@ -130,7 +232,7 @@ impl World {
         }
         config.runtime.pooling_instances = options.pooling_instances;
         if options.provider_in_config {
-            config.provider = provider_settings(&sim);
+            config.provider = provider_settings(&sim, options.api);
         }
         config.server.public_listen = ([127, 0, 0, 1], 0).into();
         config.server.admin_listen = ([127, 0, 0, 1], 0).into();
@@ -143,13 +245,13 @@ impl World {
         let host = app::start(config).await?;
         let control = SimClient::new(sim.base_url())?;
         let admin = AdminClient::new(&host.admin_url, &host.public_url, &host.admin_token)?;
-        Ok(World { sim, control, host, admin })
+        Ok(World { sim, control, host, fixture: fixture::Fixture::of(options.api), admin })
     }
 
     /// Registers the provider with the simulator's endpoints, as an administrator would
     /// in the DAM's cloud-service settings.
     pub async fn configure_provider(&self) -> anyhow::Result<()> {
-        let mut settings = provider_settings(&self.sim);
+        let mut settings = provider_settings(&self.sim, self.fixture.api);
         settings.insert("public-url".into(), format!("{}/frameio", self.host.public_url));
         self.admin_ok(reqwest::Method::PUT, "/provider", Some(json!({ "settings": settings }))).await?;
         Ok(())
@@ -312,15 +414,23 @@ impl AdminClient {
     }
 }
 
-/// The provider settings for the simulator's OAuth app and endpoints.
-fn provider_settings(sim: &Simulator) -> BTreeMap<String, String> {
+/// The provider settings for the simulator's OAuth app (or Adobe credential) and
+/// endpoints, for API generation `api`; the rest takes the generation's defaults.
+fn provider_settings(sim: &Simulator, api: Generation) -> BTreeMap<String, String> {
     let base = sim.base_url();
+    let fixture = fixture::Fixture::of(api);
+    let endpoints = match api {
+        Generation::V2 => [format!("{base}/oauth2/auth"), format!("{base}/oauth2/token"), format!("{base}/v2")],
+        Generation::V4 => [format!("{base}/ims/authorize/v2"), format!("{base}/ims/token/v3"), format!("{base}/v4")],
+    };
+    let [authorization_url, token_url, api_url] = endpoints;
     [
-        ("client-id", fixture::CLIENT_ID.to_string()),
-        ("client-secret", fixture::CLIENT_SECRET.to_string()),
-        ("authorization-url", format!("{base}/oauth2/auth")),
-        ("token-url", format!("{base}/oauth2/token")),
-        ("api-url", sim.api_url()),
+        ("api", api.name().to_string()),
+        ("client-id", fixture.client_id.to_string()),
+        ("client-secret", fixture.client_secret.to_string()),
+        ("authorization-url", authorization_url),
+        ("token-url", token_url),
+        ("api-url", api_url),
         ("web-url", base.clone()),
     ]
     .into_iter()

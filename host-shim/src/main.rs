@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use frameio_connector::frameio::model::Generation;
 use host_shim::config::Config;
 
 #[derive(Parser)]
@@ -30,6 +31,9 @@ enum Command {
         /// Where to keep the demo's state (cleared first), to look at afterwards.
         #[arg(long, default_value = "var/demo")]
         data_dir: PathBuf,
+        /// Run on one Frame.io API generation (`v2` or `v4`); both, one after the other, by default.
+        #[arg(long, value_parser = parse_api)]
+        api: Option<Generation>,
     },
     /// Measure imports against curl and frameioclient, and print a table.
     Bench {
@@ -97,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
             host.stop();
             Ok(())
         }
-        Command::Demo { component, data_dir } => host_shim::demo::run(&component, &data_dir).await,
+        Command::Demo { component, data_dir, api } => {
+            let apis = api.map_or(vec![Generation::V2, Generation::V4], |one| vec![one]);
+            host_shim::demo::run(&component, &data_dir, &apis).await
+        }
         Command::Transfers { admin, follow, token, token_file } => {
             let token = match token {
                 Some(token) => token,
@@ -116,5 +123,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Sim { seed, listen } => {
             frameio_sim::serve_until_interrupted(seed.as_deref(), frameio_sim::SimOptions::default(), listen).await
         }
+    }
+}
+
+/// `v2` or `v4`.
+fn parse_api(raw: &str) -> Result<Generation, String> {
+    match raw {
+        "v2" => Ok(Generation::V2),
+        "v4" => Ok(Generation::V4),
+        other => Err(format!("{other:?} is not an API generation: use v2 or v4")),
     }
 }
