@@ -1,19 +1,21 @@
 //! The push flow end to end: the real component in the real host-shim against the
-//! Frame.io simulator, over loopback HTTP.
+//! Frame.io simulator, over loopback HTTP. Tests that involve Frame.io's API run
+//! on both generations (`<test>::v2` and `<test>::v4`).
 
 use std::time::Duration;
 
-use connector_e2e::{bound_world, world_with};
+use connector_e2e::{bound_world, bound_world_on, on_both_apis, world_on, world_with};
 use frameio_sim::Content;
-use host_shim::harness::{World, fixture};
+use host_shim::harness::fixture::{self, Fixture};
+use host_shim::harness::World;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Pushes `asset` as Sam and waits for the import to finish; returns the job.
+/// Pushes `asset` as the fixture's pusher and waits for the import to finish; returns the job.
 async fn push_and_wait(world: &World, action_id: &str, asset: &str, data: Value) -> host_shim::queue::JobRow {
-    let (form, message) = world.push(action_id, asset, fixture::SAM, data).await.unwrap();
+    let (form, message) = world.push(action_id, asset, world.fixture.pusher, data).await.unwrap();
     assert_eq!(form.status, 200, "{}", form.body);
     assert_eq!(message.status, 200, "{}", message.body);
     assert_eq!(message.body["title"], "Asset pushed to the DAM", "{}", message.body);
@@ -102,11 +104,10 @@ async fn browsing_pages_by_cursor_through_accounts_workspaces_projects_and_child
     world.stop().await;
 }
 
-#[tokio::test]
-async fn a_push_lands_as_a_document_with_frameio_metadata_and_an_email() {
-    let (world, _dir, bound) = bound_world().await;
-    let (form, _) = world.push(&bound.action_id, fixture::INTERVIEW_MP4, fixture::SAM, json!({"title": "", "notify": "yes"})).await.unwrap();
-    assert_eq!(form.body["fields"][0]["value"], "interview.mp4", "the form offers the asset's name");
+async fn a_push_lands_as_a_document_with_frameio_metadata_and_an_email(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
+    let (form, _) = world.push(&bound.action_id, fx.video, fx.pusher, json!({"title": "", "note": "Graded\nfor review", "notify": "yes"})).await.unwrap();
+    assert_eq!(form.body["fields"][0]["value"], fx.video_name, "the form offers the asset's name");
     let job = world.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await.unwrap();
     assert_eq!(job.state, "done", "{job:?}");
     let status = job.status_text.clone().unwrap_or_default();
@@ -115,38 +116,44 @@ async fn a_push_lands_as_a_document_with_frameio_metadata_and_an_email() {
     let docs = world.documents(&bound.folder_id).await.unwrap();
     assert_eq!(docs.len(), 1);
     let doc = world.document(docs[0]["id"].as_str().unwrap()).await.unwrap();
-    assert_eq!(doc["document"]["title"], "interview.mp4");
+    assert_eq!(doc["document"]["title"], fx.video_name);
     let props = &doc["properties"];
-    assert_eq!(props["frameio.asset-id"], fixture::INTERVIEW_MP4);
-    assert_eq!(props["frameio.project"], "Spring Campaign");
-    assert_eq!(props["frameio.project-id"], fixture::SPRING_CAMPAIGN);
-    assert_eq!(props["frameio.team-id"], fixture::EDITORIAL_TEAM);
-    assert_eq!(props["frameio.filetype"], "video/mp4");
-    assert_eq!(props["frameio.filesize"], "3145728");
-    for name in ["frameio.uploader", "frameio.fps", "frameio.duration", "frameio.frames", "frameio.label", "frameio.checksum", "frameio.link"] {
-        assert!(props[name].as_str().is_some_and(|v| !v.is_empty()), "{name} missing: {props}");
+    assert_eq!(props["frameio.asset-id"], fx.video);
+    assert_eq!(props["frameio.api"], fx.api.name());
+    assert_eq!(props["frameio.project"], fx.project_name);
+    assert_eq!(props["frameio.project-id"], fx.project);
+    assert_eq!(props["frameio.team-id"], fx.workspace);
+    assert_eq!(props["frameio.filetype"], fx.video_type);
+    assert_eq!(props["frameio.filesize"], fx.video_size.to_string());
+    assert_eq!(props["frameio.comment"], "Graded\nfor review", "the form's note");
+    assert!(props["frameio.link"].as_str().is_some_and(|l| l.starts_with("http") && l.contains(fx.video)), "{props}");
+    if fx.api.name() == "v2" {
+        // The Legacy API tells more of a file than V4's file record does.
+        for name in ["frameio.uploader", "frameio.fps", "frameio.duration", "frameio.frames", "frameio.label", "frameio.checksum"] {
+            assert!(props[name].as_str().is_some_and(|v| !v.is_empty()), "{name} missing: {props}");
+        }
     }
     let versions = doc["versions"].as_array().unwrap();
     assert_eq!(versions.len(), 1);
     let bytes = blob_bytes(&world, versions[0]["blob_id"].as_str().unwrap());
-    assert!(bytes == expected_bytes(fixture::INTERVIEW_MP4, 3_145_728), "the imported bytes are the original's");
+    assert!(bytes == expected_bytes(fx.video, fx.video_size), "the imported bytes are the original's");
 
     let emails = world.emails().unwrap();
     assert_eq!(emails.len(), 1, "{emails:?}");
-    assert!(emails[0].to.contains("sam@reyes-studio.example"), "{:?}", emails[0]);
-    assert!(emails[0].subject.contains("interview.mp4"));
+    assert!(emails[0].to.contains(fx.pusher_email), "{:?}", emails[0]);
+    assert!(emails[0].subject.contains(fx.video_name));
     assert!(emails[0].body.contains(&format!("/documents/{}", doc["document"]["id"].as_str().unwrap())));
     world.stop().await;
 }
 
-#[tokio::test]
-async fn pushing_again_or_a_newer_stack_version_adds_versions_never_documents() {
-    let (world, _dir, bound) = bound_world().await;
+async fn pushing_again_or_a_newer_stack_version_adds_versions_never_documents(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
     for _ in 0..2 {
-        let job = push_and_wait(&world, &bound.action_id, fixture::INTERVIEW_MP4, json!({"notify": "no"})).await;
+        let job = push_and_wait(&world, &bound.action_id, fx.video, json!({"notify": "no"})).await;
         assert_eq!(job.state, "done", "{job:?}");
     }
-    for asset in [fixture::TRAILER_V1, fixture::TRAILER_V2] {
+    // The first version, then the stack itself: the stack stands for its head.
+    for asset in [fx.stack_v1, fx.stack] {
         let job = push_and_wait(&world, &bound.action_id, asset, json!({"notify": "no"})).await;
         assert_eq!(job.state, "done", "{job:?}");
     }
@@ -157,23 +164,22 @@ async fn pushing_again_or_a_newer_stack_version_adds_versions_never_documents() 
         let numbers: Vec<u64> = full["versions"].as_array().unwrap().iter().map(|v| v["number"].as_u64().unwrap()).collect();
         assert_eq!(numbers, [1, 2], "{full}");
     }
-    let trailer = docs.iter().find(|d| d["title"] == "trailer_v1.mp4").expect("the stack's document keeps its first title");
+    let trailer = docs.iter().find(|d| d["title"] == fx.stack_v1_name).expect("the stack's document keeps its first title");
     let full = world.document(trailer["id"].as_str().unwrap()).await.unwrap();
-    assert_eq!(full["properties"]["frameio.asset-id"], fixture::TRAILER_V2, "the newest version's metadata wins");
+    assert_eq!(full["properties"]["frameio.asset-id"], fx.stack_v2, "the newest version's metadata wins");
     let v2 = &full["versions"][1];
-    assert!(blob_bytes(&world, v2["blob_id"].as_str().unwrap()) == expected_bytes(fixture::TRAILER_V2, 2_359_301));
+    assert!(blob_bytes(&world, v2["blob_id"].as_str().unwrap()) == expected_bytes(fx.stack_v2, fx.stack_v2_size));
     assert!(world.emails().unwrap().is_empty(), "nobody asked for email");
     world.stop().await;
 }
 
-#[tokio::test]
-async fn a_repeated_submission_imports_once() {
-    let (world, _dir, bound) = bound_world().await;
-    let form = world.control.click(&bound.action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.unwrap();
+async fn a_repeated_submission_imports_once(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
+    let form = world.control.click(&bound.action_id, fx.video, Some(fx.pusher)).await.unwrap();
     for _ in 0..3 {
         let reply = world
             .control
-            .submit(&bound.action_id, &form.interaction_id, fixture::INTERVIEW_MP4, Some(fixture::SAM), json!({"notify": "no"}))
+            .submit(&bound.action_id, &form.interaction_id, fx.video, Some(fx.pusher), json!({"notify": "no"}))
             .await
             .unwrap();
         assert_eq!(reply.status, 200);
@@ -187,11 +193,11 @@ async fn a_repeated_submission_imports_once() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn folders_and_unfinished_uploads_are_answered_with_a_message() {
-    let (world, _dir, bound) = bound_world().await;
-    for (asset, words) in [(fixture::FOOTAGE_FOLDER, "folder"), (fixture::UNFINISHED_UPLOAD, "still uploading")] {
-        let reply = world.control.click(&bound.action_id, asset, Some(fixture::SAM)).await.unwrap();
+async fn folders_and_unfinished_uploads_are_answered_with_a_message(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
+    let cases = [(fx.folder, "folder"), (fx.unfinished, "still uploading"), (fx.elsewhere, "another project")];
+    for (asset, words) in cases {
+        let reply = world.control.click(&bound.action_id, asset, Some(fx.pusher)).await.unwrap();
         assert_eq!(reply.status, 200);
         assert!(reply.body["description"].as_str().unwrap().contains(words), "{}", reply.body);
         assert!(reply.body.get("fields").is_none(), "no form: {}", reply.body);
@@ -200,11 +206,10 @@ async fn folders_and_unfinished_uploads_are_answered_with_a_message() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn a_clashing_action_name_is_refused_and_creates_nothing() {
-    let (world, _dir, bound) = bound_world().await;
+async fn a_clashing_action_name_is_refused_and_creates_nothing(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
     let other = world.create_folder("/Marketing/Other", "Other").await.unwrap();
-    let answer = world.bind("dana", other["id"].as_str().unwrap(), fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "publish to DAM").await.unwrap();
+    let answer = world.bind("dana", other["id"].as_str().unwrap(), fx.account, fx.project, "publish to DAM").await.unwrap();
     assert_eq!(answer.status, 409, "{}", answer.body);
     assert!(answer.body["error"].as_str().unwrap().contains("already exists"));
     let bindings = world.admin(Method::GET, "/bindings", None).await.unwrap().body;
@@ -213,17 +218,16 @@ async fn a_clashing_action_name_is_refused_and_creates_nothing() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn unbinding_deletes_the_action_and_keeps_the_documents() {
-    let (world, _dir, bound) = bound_world().await;
-    push_and_wait(&world, &bound.action_id, fixture::INTERVIEW_MP4, json!({"notify": "no"})).await;
+async fn unbinding_deletes_the_action_and_keeps_the_documents(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
+    push_and_wait(&world, &bound.action_id, fx.video, json!({"notify": "no"})).await;
     let answer = world.admin(Method::DELETE, &format!("/bindings/{}", bound.binding_id), None).await.unwrap();
     assert_eq!(answer.status, 204, "{}", answer.body);
     assert!(world.admin(Method::GET, "/bindings", None).await.unwrap().body.as_array().unwrap().is_empty());
     // Frame.io no longer offers the action.
-    assert!(world.control.click(&bound.action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.is_err());
+    assert!(world.control.click(&bound.action_id, fx.video, Some(fx.pusher)).await.is_err());
     // A delivery already under way when it was deleted is answered, and imports nothing.
-    let late = world.control.late_click(&bound.action_id, fixture::INTERVIEW_MP4, Some(fixture::SAM)).await.unwrap();
+    let late = world.control.late_click(&bound.action_id, fx.video, Some(fx.pusher)).await.unwrap();
     assert_eq!(late.status, 200);
     assert_eq!(late.body["title"], "This folder is no longer bound");
     assert_eq!(world.documents(&bound.folder_id).await.unwrap().len(), 1, "imported documents stay");
@@ -231,9 +235,8 @@ async fn unbinding_deletes_the_action_and_keeps_the_documents() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn an_expired_access_token_is_refreshed_before_use() {
-    let (world, _dir) = world_with(|o| o.sim.access_token_ttl_secs = 1).await;
+async fn an_expired_access_token_is_refreshed_before_use(fx: &Fixture) {
+    let (world, _dir) = world_on(fx, |o| o.sim.access_token_ttl_secs = 1).await;
     world.configure_provider().await.unwrap();
     world.connect("dana").await.unwrap();
     // Let the access token really expire before it is needed.
@@ -246,11 +249,10 @@ async fn an_expired_access_token_is_refreshed_before_use() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_calls_with_an_expiring_token_share_one_refresh() {
+async fn concurrent_calls_with_an_expiring_token_share_one_refresh(fx: &Fixture) {
     // Tokens live 64 s and the connector refreshes a minute before expiry: after 4 s
     // the token needs a refresh, and the new one stays fresh for a few seconds.
-    let (world, _dir) = world_with(|o| o.sim.access_token_ttl_secs = 64).await;
+    let (world, _dir) = world_on(fx, |o| o.sim.access_token_ttl_secs = 64).await;
     world.configure_provider().await.unwrap();
     world.connect("dana").await.unwrap();
     tokio::time::sleep(Duration::from_millis(4100)).await;
@@ -293,24 +295,23 @@ async fn a_pkce_app_connects_with_a_verifier_and_no_secret() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn a_failed_import_tells_the_pusher_why_and_makes_no_document() {
+async fn a_failed_import_tells_the_pusher_why_and_makes_no_document(fx: &Fixture) {
     // Every download URL the simulator hands out has already expired: the job renews
     // it by re-reading the asset a few times, then gives up.
-    let (world, _dir) = world_with(|o| o.sim.url_expiry_secs = 0).await;
+    let (world, _dir) = world_on(fx, |o| o.sim.url_expiry_secs = 0).await;
     world.configure_provider().await.unwrap();
     world.connect("dana").await.unwrap();
     let folder = world.create_folder("/Marketing/Spring", "Spring").await.unwrap();
     let folder_id = folder["id"].as_str().unwrap();
-    let bound = world.bind("dana", folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap().body;
+    let bound = world.bind("dana", folder_id, fx.account, fx.project, "Publish to DAM").await.unwrap().body;
     let action_id = bound["action_id"].as_str().unwrap();
-    let job = push_and_wait(&world, action_id, fixture::INTERVIEW_MP4, json!({"notify": "no"})).await;
+    let job = push_and_wait(&world, action_id, fx.video, json!({"notify": "no"})).await;
     assert_eq!(job.state, "failed", "{job:?}");
     assert!(job.result_text.as_deref().unwrap_or("").contains("403"), "{job:?}");
     assert!(world.documents(folder_id).await.unwrap().is_empty(), "a partial file never becomes a document");
     let emails = world.emails().unwrap();
     assert_eq!(emails.len(), 1, "failures are reported even without asking for email");
-    assert!(emails[0].to.contains("sam@"), "{:?}", emails[0]);
+    assert!(emails[0].to.contains(fx.pusher_email), "{:?}", emails[0]);
     assert!(emails[0].subject.contains("could not be imported"));
     assert!(emails[0].body.contains("403"), "{}", emails[0].body);
     world.stop().await;
@@ -413,3 +414,15 @@ async fn clicks_and_sign_ins_leave_no_storage_rows_once_they_expire() {
     assert_eq!(form.status, 200, "the connector works on after the sweep: {}", form.body);
     world.stop().await;
 }
+
+on_both_apis!(
+    a_push_lands_as_a_document_with_frameio_metadata_and_an_email,
+    pushing_again_or_a_newer_stack_version_adds_versions_never_documents,
+    a_repeated_submission_imports_once,
+    folders_and_unfinished_uploads_are_answered_with_a_message,
+    a_clashing_action_name_is_refused_and_creates_nothing,
+    unbinding_deletes_the_action_and_keeps_the_documents,
+    an_expired_access_token_is_refreshed_before_use,
+    concurrent_calls_with_an_expiring_token_share_one_refresh,
+    a_failed_import_tells_the_pusher_why_and_makes_no_document,
+);

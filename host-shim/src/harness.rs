@@ -72,15 +72,20 @@ pub mod fixture {
         /// A folder in the project's root.
         pub folder: &'static str,
         pub folder_name: &'static str,
-        /// A fully uploaded video and its size.
+        /// A fully uploaded video: its id, name, media type and size.
         pub video: &'static str,
+        pub video_name: &'static str,
+        pub video_type: &'static str,
         pub video_size: u64,
         /// A file whose upload has not finished.
         pub unfinished: &'static str,
-        /// A version stack and its first and second (head) versions.
+        /// A version stack, its first and second (head) versions, their names and
+        /// the head's size.
         pub stack: &'static str,
         pub stack_v1: &'static str,
         pub stack_v2: &'static str,
+        pub stack_v1_name: &'static str,
+        pub stack_v2_size: u64,
         /// Something in another project of the same workspace.
         pub elsewhere: &'static str,
         /// The OAuth app (or Adobe credential) the provider is configured with.
@@ -102,11 +107,15 @@ pub mod fixture {
         folder: FOOTAGE_FOLDER,
         folder_name: "Footage",
         video: INTERVIEW_MP4,
+        video_name: "interview.mp4",
+        video_type: "video/mp4",
         video_size: 3_145_728,
         unfinished: UNFINISHED_UPLOAD,
         stack: "a0000000-0000-4000-8000-000000000009",
         stack_v1: TRAILER_V1,
         stack_v2: TRAILER_V2,
+        stack_v1_name: "trailer_v1.mp4",
+        stack_v2_size: 2_359_301,
         elsewhere: "a0000000-0000-4000-8000-000000000012",
         client_id: CLIENT_ID,
         client_secret: CLIENT_SECRET,
@@ -127,11 +136,15 @@ pub mod fixture {
         folder: "b0000000-0000-4000-8000-000000000001",
         folder_name: "Dailies",
         video: "b0000000-0000-4000-8000-000000000002",
+        video_name: "day01-cam-a.mov",
+        video_type: "video/quicktime",
         video_size: 5_242_880,
         unfinished: "b0000000-0000-4000-8000-000000000008",
         stack: "b0000000-0000-4000-8000-000000000004",
         stack_v1: "b0000000-0000-4000-8000-000000000005",
         stack_v2: "b0000000-0000-4000-8000-000000000006",
+        stack_v1_name: "teaser_v1.mp4",
+        stack_v2_size: 1_835_017,
         elsewhere: "b0000000-0000-4000-8000-000000000010",
         client_id: "fio-sim-ims",
         client_secret: "fio-sim-ims-secret",

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use host_shim::harness::{World, WorldOptions, fixture};
+use host_shim::harness::fixture::{self, Fixture};
+use host_shim::harness::{World, WorldOptions};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -29,7 +30,8 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/component-cache")
 }
 
-/// A world in a fresh directory (kept alive by the returned `TempDir`).
+/// A world in a fresh directory (kept alive by the returned `TempDir`), on the
+/// Legacy API unless `adjust` says otherwise.
 pub async fn world_with(adjust: impl FnOnce(&mut WorldOptions)) -> (World, TempDir) {
     let dir = tempfile::tempdir().expect("a scratch directory");
     let mut options = WorldOptions::new(&component(), dir.path());
@@ -38,27 +40,67 @@ pub async fn world_with(adjust: impl FnOnce(&mut WorldOptions)) -> (World, TempD
     (World::start(options).await.expect("the world starts"), dir)
 }
 
-/// A configured world where Dana is connected.
-pub async fn connected_world() -> (World, TempDir) {
-    let (world, dir) = world_with(|_| {}).await;
+/// A world on `fx`'s API generation, adjusted further by `adjust`.
+pub async fn world_on(fx: &Fixture, adjust: impl FnOnce(&mut WorldOptions)) -> (World, TempDir) {
+    world_with(|o| {
+        o.api = fx.api;
+        adjust(o)
+    })
+    .await
+}
+
+/// A configured world on `fx`'s API generation where Dana is connected.
+pub async fn connected_world_on(fx: &Fixture) -> (World, TempDir) {
+    let (world, dir) = world_on(fx, |_| {}).await;
     world.configure_provider().await.expect("configure");
     world.connect("dana").await.expect("connect");
     (world, dir)
 }
 
-/// A folder bound to Spring Campaign.
+/// A configured Legacy API world where Dana is connected.
+pub async fn connected_world() -> (World, TempDir) {
+    connected_world_on(&fixture::V2).await
+}
+
+/// Runs an async test function that takes a [`Fixture`] once per API generation,
+/// as `<name>::v2` and `<name>::v4`.
+#[macro_export]
+macro_rules! on_both_apis {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test]
+                async fn v2() {
+                    super::$test(&host_shim::harness::fixture::V2).await
+                }
+
+                #[tokio::test]
+                async fn v4() {
+                    super::$test(&host_shim::harness::fixture::V4).await
+                }
+            }
+        )*
+    };
+}
+
+/// A folder bound to the fixture's project.
 pub struct Bound {
     pub folder_id: String,
     pub binding_id: String,
     pub action_id: String,
 }
 
-/// A connected world with `/Marketing/Spring` bound to Spring Campaign.
+/// A connected Legacy API world with `/Marketing/Spring` bound to Spring Campaign.
 pub async fn bound_world() -> (World, TempDir, Bound) {
-    let (world, dir) = connected_world().await;
+    bound_world_on(&fixture::V2).await
+}
+
+/// A connected world on `fx`'s API generation with `/Marketing/Spring` bound to its project.
+pub async fn bound_world_on(fx: &Fixture) -> (World, TempDir, Bound) {
+    let (world, dir) = connected_world_on(fx).await;
     let folder = world.create_folder("/Marketing/Spring", "Spring").await.expect("folder");
     let folder_id = folder["id"].as_str().unwrap().to_string();
-    let answer = world.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Publish to DAM").await.unwrap();
+    let answer = world.bind("dana", &folder_id, fx.account, fx.project, "Publish to DAM").await.unwrap();
     assert_eq!(answer.status, 201, "{}", answer.body);
     let bound = Bound {
         folder_id,
