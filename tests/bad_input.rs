@@ -1,27 +1,38 @@
 //! Hostile and broken requests at the custom-action endpoint: each gets a clear
-//! status and JSON reason, records nothing, and the host keeps serving.
+//! status and JSON reason, records nothing, and the host keeps serving. Every test
+//! runs on both API generations (`<test>::v2`, `<test>::v4`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use connector_e2e::{Bound, binding_secret, bound_world};
+use connector_e2e::{Bound, binding_secret, bound_world_on, on_both_apis};
 use frameio_sim::sign;
-use host_shim::harness::{World, fixture};
+use host_shim::harness::World;
+use host_shim::harness::fixture::Fixture;
 use serde_json::{Value, json};
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-/// A well-formed click payload for the bound action.
-fn click_body(bound: &Bound, interaction: &str) -> Vec<u8> {
-    json!({
+/// A well-formed click payload for the bound action, as `fx`'s generation sends it.
+fn click_event(fx: &Fixture, bound: &Bound, interaction: &str) -> Value {
+    let mut event = json!({
         "action_id": bound.action_id, "interaction_id": interaction,
-        "resource": {"id": fixture::INTERVIEW_MP4, "type": "asset"},
-        "team": {"id": fixture::EDITORIAL_TEAM}, "project": {"id": fixture::SPRING_CAMPAIGN},
-        "user": {"id": fixture::SAM}, "type": "dam.push"
-    })
-    .to_string()
-    .into_bytes()
+        "project": {"id": fx.project}, "user": {"id": fx.pusher}, "type": "dam.push"
+    });
+    if fx.api.name() == "v2" {
+        event["resource"] = json!({"id": fx.video, "type": "asset"});
+        event["team"] = json!({"id": fx.workspace});
+    } else {
+        event["resource"] = json!({"id": fx.video, "type": "file"});
+        event["account_id"] = json!(fx.account);
+        event["workspace"] = json!({"id": fx.workspace});
+    }
+    event
+}
+
+fn click_body(fx: &Fixture, bound: &Bound, interaction: &str) -> Vec<u8> {
+    click_event(fx, bound, interaction).to_string().into_bytes()
 }
 
 /// Sends a POST with the given headers to `/frameio/actions/<binding>`.
@@ -51,11 +62,10 @@ fn nothing_recorded(world: &World, interaction: &str) {
     assert!(world.host.services.storage.get(&key).unwrap().is_none(), "no interaction record");
 }
 
-#[tokio::test]
-async fn forged_stale_and_malformed_signatures_get_401_and_record_nothing() {
-    let (world, _dir, bound) = bound_world().await;
+async fn forged_stale_and_malformed_signatures_get_401_and_record_nothing(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
     let secret = binding_secret(&world, &bound.binding_id);
-    let body = click_body(&bound, "i-bad");
+    let body = click_body(fx, &bound, "i-bad");
     let ts = now();
     let good = sign(&secret, ts, &body);
     let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
@@ -92,9 +102,8 @@ async fn forged_stale_and_malformed_signatures_get_401_and_record_nothing() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn malformed_json_unknown_bindings_and_oversized_bodies() {
-    let (world, _dir, bound) = bound_world().await;
+async fn malformed_json_unknown_bindings_and_oversized_bodies(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
     let secret = binding_secret(&world, &bound.binding_id);
     let ts = now();
 
@@ -103,7 +112,7 @@ async fn malformed_json_unknown_bindings_and_oversized_bodies() {
     assert_eq!(status, 400, "{reply}");
     assert!(reply["error"].as_str().unwrap().contains("JSON"), "{reply}");
 
-    let body = click_body(&bound, "i-unknown");
+    let body = click_body(fx, &bound, "i-unknown");
     let (status, reply) = post(&world, "b000000000000000000000000", &signed(&secret, ts, &body), body.clone()).await;
     assert_eq!(status, 404, "{reply}");
     // Encoded so the client sends it as is and it reaches the component's routing.
@@ -124,17 +133,74 @@ async fn malformed_json_unknown_bindings_and_oversized_bodies() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn the_host_keeps_serving_after_bad_input() {
-    let (world, _dir, bound) = bound_world().await;
+async fn the_host_keeps_serving_after_bad_input(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
     for _ in 0..20 {
         let (status, _) = post(&world, &bound.binding_id, &[], b"\xff\xfe not json".to_vec()).await;
         assert_eq!(status, 401);
     }
-    let (form, message) = world.push(&bound.action_id, fixture::INTERVIEW_MP4, fixture::SAM, json!({"notify": "no"})).await.unwrap();
+    let (form, message) = world.push(&bound.action_id, fx.video, fx.pusher, json!({"notify": "no"})).await.unwrap();
     assert_eq!(form.status, 200);
     assert_eq!(message.body["title"], "Asset pushed to the DAM");
     let job = world.wait_for_job(&format!("push:{}", form.interaction_id), std::time::Duration::from_secs(30)).await.unwrap();
     assert_eq!(job.state, "done");
     world.stop().await;
 }
+
+/// Correctly signed events that are still wrong: another generation's payload, another
+/// workspace or account, another action, identifiers that could reshape a path.
+async fn signed_events_that_name_the_wrong_things_get_400_and_record_nothing(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
+    let secret = binding_secret(&world, &bound.binding_id);
+    let good = click_event(fx, &bound, "i-wrong");
+    let mut other_generation = good.clone();
+    let object = other_generation.as_object_mut().unwrap();
+    if fx.api.name() == "v2" {
+        object.insert("account_id".into(), json!("20000000-0000-4000-8000-000000000003"));
+        object.insert("workspace".into(), json!({"id": fx.workspace}));
+        object.remove("team");
+    } else {
+        object.remove("account_id");
+        object.remove("workspace");
+        object.insert("team".into(), json!({"id": fx.workspace}));
+    }
+    let edit = |path: &[&str], value: Value| {
+        let mut event = good.clone();
+        let (last, parents) = path.split_last().unwrap();
+        let mut at = &mut event;
+        for key in parents {
+            at = &mut at[*key];
+        }
+        at[*last] = value;
+        event
+    };
+    let workspace_key: &[&str] = if fx.api.name() == "v2" { &["team", "id"] } else { &["workspace", "id"] };
+    let mut cases = vec![
+        ("the other generation's payload", other_generation, "binding speaks"),
+        ("an unknown workspace", edit(workspace_key, json!("30000000-0000-4000-8000-00000000dead")), "another workspace"),
+        ("another action", edit(&["action_id"], json!("60000000-0000-4000-8000-000000000000")), "another custom action"),
+        ("a path in the resource id", edit(&["resource", "id"], json!("../../admin")), "resource.id"),
+        ("a slash in the interaction id", edit(&["interaction_id"], json!("a/b")), "interaction_id"),
+        ("a number as the action id", edit(&["action_id"], json!(7)), "JSON"),
+    ];
+    if fx.api.name() == "v4" {
+        cases.push(("another account", edit(&["account_id"], json!("20000000-0000-4000-8000-000000000001")), "another account"));
+        cases.push(("a malformed account id", edit(&["account_id"], json!("acc 1")), "account_id"));
+    }
+    let ts = now();
+    for (name, event, words) in cases {
+        let body = event.to_string().into_bytes();
+        let (status, reply) = post(&world, &bound.binding_id, &signed(&secret, ts, &body), body).await;
+        assert_eq!(status, 400, "{name}: {reply}");
+        assert!(reply["error"].as_str().unwrap_or("").contains(words), "{name}: {reply}");
+    }
+    nothing_recorded(&world, "i-wrong");
+    world.stop().await;
+}
+
+on_both_apis!(
+    forged_stale_and_malformed_signatures_get_401_and_record_nothing,
+    malformed_json_unknown_bindings_and_oversized_bodies,
+    the_host_keeps_serving_after_bad_input,
+    signed_events_that_name_the_wrong_things_get_400_and_record_nothing,
+);

@@ -245,7 +245,7 @@ impl World {
         }
         config.runtime.pooling_instances = options.pooling_instances;
         if options.provider_in_config {
-            config.provider = provider_settings(&sim, options.api);
+            config.provider = provider_settings(&sim.base_url(), options.api);
         }
         config.server.public_listen = ([127, 0, 0, 1], 0).into();
         config.server.admin_listen = ([127, 0, 0, 1], 0).into();
@@ -264,7 +264,7 @@ impl World {
     /// Registers the provider with the simulator's endpoints, as an administrator would
     /// in the DAM's cloud-service settings.
     pub async fn configure_provider(&self) -> anyhow::Result<()> {
-        let mut settings = provider_settings(&self.sim, self.fixture.api);
+        let mut settings = provider_settings(&self.sim.base_url(), self.fixture.api);
         settings.insert("public-url".into(), format!("{}/frameio", self.host.public_url));
         self.admin_ok(reqwest::Method::PUT, "/provider", Some(json!({ "settings": settings }))).await?;
         Ok(())
@@ -429,8 +429,7 @@ impl AdminClient {
 
 /// The provider settings for the simulator's OAuth app (or Adobe credential) and
 /// endpoints, for API generation `api`; the rest takes the generation's defaults.
-fn provider_settings(sim: &Simulator, api: Generation) -> BTreeMap<String, String> {
-    let base = sim.base_url();
+pub fn provider_settings(base: &str, api: Generation) -> BTreeMap<String, String> {
     let fixture = fixture::Fixture::of(api);
     let endpoints = match api {
         Generation::V2 => [format!("{base}/oauth2/auth"), format!("{base}/oauth2/token"), format!("{base}/v2")],
@@ -444,7 +443,7 @@ fn provider_settings(sim: &Simulator, api: Generation) -> BTreeMap<String, Strin
         ("authorization-url", authorization_url),
         ("token-url", token_url),
         ("api-url", api_url),
-        ("web-url", base.clone()),
+        ("web-url", base.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -4,7 +4,9 @@
 //! moments. At the end every push must have made exactly one document version whose
 //! bytes are the original's, and no job may be left unfinished.
 //!
-//! Sized for CI by default; larger runs take environment variables:
+//! The run goes through the Legacy API and then through Frame.io V4, one after the
+//! other (`CHAOS_API=v2` or `v4` for one). Sized for CI by default; larger runs take
+//! environment variables:
 //!
 //! ```sh
 //! cargo xtask build
@@ -25,7 +27,9 @@ use anyhow::{Context, bail};
 use frameio_sim::{Content, Faults, SimClient, SimOptions, Simulator};
 use futures_util::{StreamExt, stream};
 use host_shim::harness::child::{ChildHost, ChildOptions, blob_path};
-use host_shim::harness::{AdminClient, fixture};
+use frameio_connector::frameio::model::Generation;
+use host_shim::harness::AdminClient;
+use host_shim::harness::fixture::Fixture;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -56,6 +60,17 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_push_lands_exactly_once_through_faults_and_kills() {
+    let apis = match std::env::var("CHAOS_API").as_deref() {
+        Ok("v2") => vec![Generation::V2],
+        Ok("v4") => vec![Generation::V4],
+        _ => vec![Generation::V2, Generation::V4],
+    };
+    for api in apis {
+        chaos_on(Fixture::of(api)).await;
+    }
+}
+
+async fn chaos_on(fx: &'static Fixture) {
     let pushes = env_or("CHAOS_PUSHES", 200) as usize;
     let max_kills = env_or("CHAOS_KILLS", 10);
     let seed = env_or("CHAOS_SEED", rand::random::<u32>().into());
@@ -68,17 +83,17 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     let sim = Simulator::start(frameio_sim::Seed::default_fixture(), options, ([127, 0, 0, 1], 0).into()).await.unwrap();
     let control = SimClient::new(sim.base_url()).unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let host = Arc::new(Mutex::new(start_host(scratch.path(), &sim).await.unwrap()));
+    let host = Arc::new(Mutex::new(start_host(scratch.path(), &sim, fx.api).await.unwrap()));
     let admin = host.lock().await.admin.clone();
 
     // An administrator's setup, before anything fails.
     admin.connect("dana").await.unwrap();
     let folder = admin.create_folder("/Chaos", "Chaos").await.unwrap();
     let folder_id = folder["id"].as_str().unwrap().to_string();
-    let bound = admin.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Chaos import").await.unwrap();
+    let bound = admin.bind("dana", &folder_id, fx.account, fx.project, "Chaos import").await.unwrap();
     assert_eq!(bound.status, 201, "{}", bound.body);
     let action_id = bound.body["action_id"].as_str().unwrap().to_string();
-    let assets = add_assets(&sim, pushes, &mut rng).await.unwrap();
+    let assets = add_assets(&sim, fx, pushes, &mut rng).await.unwrap();
 
     control.set_faults(&chaos_faults(seed)).await.unwrap();
     let tally = Arc::new(Tally::default());
@@ -108,8 +123,9 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
         std::fs::read_to_string(host.log_path()).unwrap_or_default()
     };
     println!(
-        "chaos: seed {seed}, pushes {pushes}, deliveries {} ({} clicks, {} submissions), kills {}, faults injected \
+        "chaos ({}): seed {seed}, pushes {pushes}, deliveries {} ({} clicks, {} submissions), kills {}, faults injected \
          {faults:?}, jobs {counts}, documents found {}, mismatches {}, duplicates {}, in {:.1} s",
+        fx.api.name(),
         tally.clicks.load(Ordering::SeqCst) + tally.submissions.load(Ordering::SeqCst),
         tally.clicks.load(Ordering::SeqCst),
         tally.submissions.load(Ordering::SeqCst),
@@ -126,7 +142,7 @@ async fn every_push_lands_exactly_once_through_faults_and_kills() {
     assert!(report.duplicates.is_empty(), "duplicates: {:?}", report.duplicates);
     assert_eq!(report.documents, pushes, "one document per pushed asset");
     assert!(faults.rate_limited + faults.server_errors + faults.cut + faults.expired > 0, "faults were injected: {faults:?}");
-    for secret in [fixture::CLIENT_SECRET, "Bearer ", "refresh_token"] {
+    for secret in [fx.client_secret, "Bearer ", "refresh_token"] {
         assert!(!log.contains(secret), "the host's log holds {secret:?}");
     }
     sim.shutdown().await;
@@ -140,15 +156,16 @@ async fn a_host_killed_mid_import_resumes_from_its_checkpoint() {
     let sim = Simulator::start(frameio_sim::Seed::default_fixture(), SimOptions::default(), ([127, 0, 0, 1], 0).into()).await.unwrap();
     let control = SimClient::new(sim.base_url()).unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let mut host = start_host(scratch.path(), &sim).await.unwrap();
+    let fx = Fixture::of(Generation::V2);
+    let mut host = start_host(scratch.path(), &sim, fx.api).await.unwrap();
     let admin = host.admin.clone();
     admin.connect("dana").await.unwrap();
     let folder_id = admin.create_folder("/Resume", "Resume").await.unwrap()["id"].as_str().unwrap().to_string();
-    let bound = admin.bind("dana", &folder_id, fixture::REYES_STUDIO, fixture::SPRING_CAMPAIGN, "Resume import").await.unwrap();
+    let bound = admin.bind("dana", &folder_id, fx.account, fx.project, "Resume import").await.unwrap();
     let action_id = bound.body["action_id"].as_str().unwrap().to_string();
     // 48 ranges, each answered after 200 ms, 4 at a time: about 2.5 s of transfer.
     let size = 48 * RANGE_SIZE - 1000;
-    let asset_id = add_asset(&reqwest::Client::new(), &sim, "camera-original.mov", size).await.unwrap();
+    let asset_id = add_asset(&reqwest::Client::new(), &sim, fx, "camera-original.mov", size).await.unwrap();
     let slow_media = json!({ "media": { "latency": { "rate": 1.0, "delay_ms": 200 } } });
     control.set_faults(&serde_json::from_value(slow_media).unwrap()).await.unwrap();
 
@@ -200,7 +217,7 @@ async fn media_requests(control: &SimClient) -> u64 {
 }
 
 /// The host as a child process of this test, so that it can be SIGKILLed.
-async fn start_host(dir: &Path, sim: &Simulator) -> anyhow::Result<ChildHost> {
+async fn start_host(dir: &Path, sim: &Simulator, api: Generation) -> anyhow::Result<ChildHost> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let component = root.join("target/wasm32-wasip2/wasm/frameio_connector.wasm");
     anyhow::ensure!(component.exists(), "{} is missing: run the tests with `cargo xtask test`", component.display());
@@ -218,25 +235,26 @@ async fn start_host(dir: &Path, sim: &Simulator) -> anyhow::Result<ChildHost> {
         rust_log: Some("info,host_shim=debug".into()),
         server_settings: Vec::new(),
         open_files_limit: None,
+        api,
     })
     .await
 }
 
-/// Files of assorted sizes (most span several ranges) in Spring Campaign's root.
-async fn add_assets(sim: &Simulator, n: usize, rng: &mut StdRng) -> anyhow::Result<Vec<(String, u64)>> {
+/// Files of assorted sizes (most span several ranges) in the bound project's root.
+async fn add_assets(sim: &Simulator, fx: &Fixture, n: usize, rng: &mut StdRng) -> anyhow::Result<Vec<(String, u64)>> {
     let http = reqwest::Client::new();
     let mut assets = Vec::with_capacity(n);
     for i in 0..n {
         let size = rng.random_range(1_000..1_500_000u64);
-        assets.push((add_asset(&http, sim, &format!("chaos-{i:04}.mov"), size).await?, size));
+        assets.push((add_asset(&http, sim, fx, &format!("chaos-{i:04}.mov"), size).await?, size));
     }
     Ok(assets)
 }
 
-/// A file of `size` bytes in Spring Campaign's root; returns its id.
-async fn add_asset(http: &reqwest::Client, sim: &Simulator, name: &str, size: u64) -> anyhow::Result<String> {
+/// A file of `size` bytes in the bound project's root; returns its id.
+async fn add_asset(http: &reqwest::Client, sim: &Simulator, fx: &Fixture, name: &str, size: u64) -> anyhow::Result<String> {
     let body = json!({ "name": name, "filetype": "video/quicktime", "filesize": size });
-    let url = format!("{}/_sim/assets/{}/children", sim.base_url(), fixture::SPRING_ROOT);
+    let url = format!("{}/_sim/assets/{}/children", sim.base_url(), fx.root);
     let asset: Value = http.post(url).json(&body).send().await?.error_for_status()?.json().await?;
     Ok(asset["id"].as_str().context("asset id")?.to_string())
 }
@@ -245,10 +263,15 @@ async fn add_asset(http: &reqwest::Client, sim: &Simulator, name: &str, size: u6
 fn chaos_faults(seed: u64) -> Faults {
     serde_json::from_value(json!({
         "seed": seed,
+        // The same plan for both generations' route classes.
         "api": {
             "asset_read": { "rate_limited": 0.03, "server_error": 0.03, "latency": { "rate": 0.1, "delay_ms": 100 } },
+            "file_read": { "rate_limited": 0.03, "server_error": 0.03, "latency": { "rate": 0.1, "delay_ms": 100 } },
             "read": { "server_error": 0.05 },
-            "write": { "server_error": 0.05 }
+            "v4_read": { "server_error": 0.05 },
+            "write": { "server_error": 0.05 },
+            "action_create": { "server_error": 0.05 },
+            "v4_delete": { "server_error": 0.05 }
         },
         // A step gives up after six failed attempts in a row, as it should in a real
         // outage. At 5% + 5% here and 10% on the token endpoint, one clean CI run lost

@@ -49,6 +49,7 @@ async fn start(open_files_limit: Option<u64>) -> Setup {
             "failed_verifications_burst = 5".into(),
             "failed_verifications_per_minute = 6".into(),
         ],
+        api: frameio_connector::frameio::model::Generation::V2,
         open_files_limit,
     })
     .await

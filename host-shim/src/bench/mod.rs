@@ -146,6 +146,7 @@ fn child_options(sim: &Simulator, component: &Path, work: &Path, dir: &Path) -> 
         checkpoint_bytes: None,
         rust_log: None,
         server_settings: Vec::new(),
+        api: frameio_connector::frameio::model::Generation::V2,
         open_files_limit: None,
     })
 }

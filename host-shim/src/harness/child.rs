@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::{AdminClient, fixture};
+use frameio_connector::frameio::model::Generation;
+
+use super::{AdminClient, provider_settings};
 
 /// How long a child may take to come up (the first start compiles the component).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -35,6 +37,8 @@ pub struct ChildOptions {
     pub server_settings: Vec<String>,
     /// The child's open-file limit (soft and hard), when not inherited.
     pub open_files_limit: Option<u64>,
+    /// The Frame.io API generation the provider is configured for.
+    pub api: Generation,
 }
 
 /// A child host, running or killed.
@@ -157,12 +161,7 @@ fn config_toml(options: &ChildOptions, public: u16, admin: u16, admin_token: &st
 component = {component:?}
 
 [provider]
-client-id = "{client_id}"
-client-secret = "{client_secret}"
-authorization-url = "{sim_base}/oauth2/auth"
-token-url = "{sim_base}/oauth2/token"
-api-url = "{sim_base}/v2"
-web-url = "{sim_base}"
+{provider}
 
 [server]
 public_listen = "127.0.0.1:{public}"
@@ -183,10 +182,15 @@ allow_hosts = ["{sim_authority}"]
         data_dir = options.data_dir,
         component = options.component,
         cache_dir = options.cache_dir,
-        client_id = fixture::CLIENT_ID,
-        client_secret = fixture::CLIENT_SECRET,
+        provider = provider_toml(sim_base, options.api),
         server_settings = options.server_settings.join("\n"),
     )
+}
+
+/// The `[provider]` lines for the simulator at `sim_base`.
+fn provider_toml(sim_base: &str, api: Generation) -> String {
+    let lines: Vec<String> = provider_settings(sim_base, api).iter().map(|(name, value)| format!("{name} = {value:?}")).collect();
+    lines.join("\n")
 }
 
 /// The file of blob `blob_id` (a valid blob id) under a child's data directory,
