@@ -196,3 +196,77 @@ fn a_failed_refresh_releases_its_lease() {
     assert_eq!(stored.value["refresh_lease_until"], Value::Null);
     assert_eq!(stored.value["access_token"], "tok-1", "nothing else changed");
 }
+
+/// A provider configured for Frame.io V4, whose IMS and API answer from `respond`.
+fn ims_host(respond: impl Fn(&crate::host::HttpRequest) -> crate::host::HttpResponse + 'static) -> FakeHost {
+    let host = FakeHost::new();
+    let form = [("api", "v4"), ("client-id", "cid"), ("client-secret", "csecret"), ("public-url", "https://dam.example.com/frameio")];
+    let form: Vec<(String, String)> = form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    crate::settings::configure(&host, &form).unwrap();
+    host.respond_with(respond);
+    host
+}
+
+fn form_of(req: &crate::host::HttpRequest) -> std::collections::BTreeMap<String, String> {
+    url::form_urlencoded::parse(&req.body).into_owned().collect()
+}
+
+#[test]
+fn adobe_ims_sign_in_uses_pkce_and_sends_the_client_secret_in_the_body() {
+    let host = ims_host(|req| {
+        if req.url.contains("/ims/token/v3") {
+            crate::fake_host::json_response(200, r#"{"access_token":"ims-1","refresh_token":"imsr-1","expires_in":86399,"token_type":"bearer"}"#)
+        } else {
+            crate::fake_host::json_response(200, r#"{"data":{"id":"u5","name":"Noor","email":"noor@example.com"}}"#)
+        }
+    });
+    let auth = super::begin(&host, "alice", "https://dam.example.com/oauth/callback").unwrap();
+    assert!(auth.url.starts_with("https://ims-na1.adobelogin.com/ims/authorize/v2?"), "{}", auth.url);
+    assert!(auth.url.contains("code_challenge_method=S256") && auth.url.contains("scope=openid+offline_access"), "{}", auth.url);
+    let connection = super::complete(&host, &auth.state, "code-1").unwrap();
+    assert_eq!(connection.frameio_user, "Noor <noor@example.com>");
+    assert_eq!(connection.expires_at, host.now.get() + 86399, "expires_in is honoured");
+    let requests = host.requests.borrow();
+    let token = requests.iter().find(|r| r.url.contains("/ims/token/v3")).unwrap();
+    let form = form_of(token);
+    assert_eq!((form["client_id"].as_str(), form["client_secret"].as_str()), ("cid", "csecret"));
+    assert!(form.get("code_verifier").is_some_and(|v| v.len() >= 43), "{form:?}");
+    assert!(!token.headers.iter().any(|(n, _)| n == "authorization"), "no Basic header on IMS");
+    assert!(requests.iter().any(|r| r.url == "https://api.frame.io/v4/me"), "the user is read from V4");
+}
+
+#[test]
+fn rotating_ims_refresh_tokens_are_kept_newest_and_an_answer_without_one_keeps_the_old() {
+    let host = ims_host(|req| {
+        if req.url.contains("/ims/token/v3") {
+            let form = form_of(req);
+            match form["refresh_token"].as_str() {
+                "ref-1" => crate::fake_host::json_response(200, r#"{"access_token":"ims-2","refresh_token":"ref-2","expires_in":10}"#),
+                _ => crate::fake_host::json_response(200, r#"{"access_token":"ims-3","expires_in":3600}"#),
+            }
+        } else {
+            crate::fake_host::json_response(200, r#"{"data":[],"links":{"next":null}}"#)
+        }
+    });
+    let key = format!("{}alice", crate::store::CONNECTION);
+    let conn = serde_json::json!({
+        "generation": "v4", "user": "alice", "frameio_user": "Noor", "access_token": "ims-1", "refresh_token": "ref-1",
+        "expires_at": host.now.get() - 1, "reconnect_reason": null
+    });
+    crate::host::Host::storage_set(&host, &key, conn.to_string().as_bytes()).unwrap();
+    let stored = |host: &FakeHost| crate::store::load::<Value>(host, &key).unwrap().unwrap().value;
+    list_accounts(&host).unwrap();
+    assert_eq!(stored(&host)["refresh_token"], "ref-2", "the rotated token replaces the spent one");
+    host.now.set(host.now.get() + 11);
+    list_accounts(&host).unwrap();
+    assert_eq!(stored(&host)["access_token"], "ims-3");
+    assert_eq!(stored(&host)["refresh_token"], "ref-2", "kept when the answer has none");
+}
+
+#[test]
+fn a_connection_made_for_the_other_generation_must_be_made_again() {
+    let host = ims_host(|_| crate::fake_host::json_response(200, "{}"));
+    connect(&host, "alice", host.now.get() + 3600);
+    let e = list_accounts(&host).unwrap_err();
+    assert!(matches!(&e, Error::ReconnectRequired(why) if why.contains("v2") && why.contains("v4")), "{e:?}");
+}
