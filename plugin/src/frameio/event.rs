@@ -17,6 +17,14 @@ pub(crate) struct IdRef {
     pub(crate) id: String,
 }
 
+/// What an action ran on: `{"id", "type"}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireResource {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+}
+
 /// Decodes a delivery into `T` and returns the object too, for checks on its keys.
 /// The error is the 400 reason.
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<(T, Map<String, Value>), String> {

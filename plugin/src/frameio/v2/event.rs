@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::frameio::event::{IdRef, checked_id, checked_ref, decode, form};
+use crate::frameio::event::{IdRef, WireResource, checked_id, checked_ref, decode, form};
 use crate::frameio::model::{ActionEvent, Generation, ItemKind, Resource};
 
 #[derive(Deserialize)]
@@ -17,13 +17,6 @@ struct WireEvent {
     project: Option<IdRef>,
     user: Option<IdRef>,
     data: Option<Map<String, Value>>,
-}
-
-#[derive(Deserialize)]
-struct WireResource {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
 }
 
 /// Decodes a v2 delivery; the error is the 400 reason.

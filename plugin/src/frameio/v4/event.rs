@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::frameio::event::{IdRef, checked_id, checked_ref, decode, form};
+use crate::frameio::event::{IdRef, WireResource, checked_id, checked_ref, decode, form};
 use crate::frameio::model::{ActionEvent, Generation, ItemKind, Resource};
 
 #[derive(Deserialize)]
@@ -19,13 +19,6 @@ struct WireEvent {
     resource: Option<WireResource>,
     user: Option<IdRef>,
     data: Option<Map<String, Value>>,
-}
-
-#[derive(Deserialize)]
-struct WireResource {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
 }
 
 /// Decodes a V4 delivery; the error is the 400 reason.
