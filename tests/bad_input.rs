@@ -57,7 +57,7 @@ fn signed(secret: &str, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
 
 /// Nothing about the interaction was recorded: no job and no conversation state.
 fn nothing_recorded(world: &World, interaction: &str) {
-    assert!(world.host.queue.list(&host_shim::db::Page::first(10)).unwrap().0.is_empty(), "no job");
+    assert!(connector_e2e::jobs_of_kind(world, "push").is_empty(), "no job");
     let key = format!("interaction/{interaction}");
     assert!(world.host.services.storage.get(&key).unwrap().is_none(), "no interaction record");
 }

@@ -186,7 +186,7 @@ async fn a_repeated_submission_imports_once(fx: &Fixture) {
     }
     let job = world.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await.unwrap();
     assert_eq!(job.state, "done");
-    assert_eq!(world.host.queue.list(&host_shim::db::Page::first(100)).unwrap().0.len(), 1, "one job however often Frame.io delivers");
+    assert_eq!(connector_e2e::jobs_of_kind(&world, "push").len(), 1, "one job however often Frame.io delivers");
     let docs = world.documents(&bound.folder_id).await.unwrap();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0]["version_count"], 1);
@@ -202,7 +202,7 @@ async fn folders_and_unfinished_uploads_are_answered_with_a_message(fx: &Fixture
         assert!(reply.body["description"].as_str().unwrap().contains(words), "{}", reply.body);
         assert!(reply.body.get("fields").is_none(), "no form: {}", reply.body);
     }
-    assert!(world.host.queue.list(&host_shim::db::Page::first(10)).unwrap().0.is_empty());
+    assert!(connector_e2e::jobs_of_kind(&world, "push").is_empty());
     world.stop().await;
 }
 
@@ -231,7 +231,7 @@ async fn unbinding_deletes_the_action_and_keeps_the_documents(fx: &Fixture) {
     assert_eq!(late.status, 200);
     assert_eq!(late.body["title"], "This folder is no longer bound");
     assert_eq!(world.documents(&bound.folder_id).await.unwrap().len(), 1, "imported documents stay");
-    assert_eq!(world.host.queue.list(&host_shim::db::Page::first(10)).unwrap().0.len(), 1);
+    assert_eq!(connector_e2e::jobs_of_kind(&world, "push").len(), 1);
     world.stop().await;
 }
 

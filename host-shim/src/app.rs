@@ -135,6 +135,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
         public_url: public_url.clone(),
         inbound_slots: Arc::new(Semaphore::new(server.inbound_concurrency)),
     };
+    let scheduler = crate::schedule::spawn(runtime.clone(), queue.clone(), wake.clone());
     let worker = Worker::new(runtime.clone(), queue.clone(), wake, config.worker.clone());
     let retention = Retention { db: db.clone(), queue: queue.clone(), transfers, config: config.retention.clone() };
     let (public_limits, admin_limits) = listener_limits(server);
@@ -154,6 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
         listener::serve("admin", admin, admin_router, admin_limits),
         tokio::spawn(worker.run()),
         retention.clone().spawn(),
+        scheduler,
     ];
     tracing::info!(%public_url, %admin_url, "host-shim is up");
     Ok(RunningHost {

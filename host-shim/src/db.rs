@@ -133,6 +133,28 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_finished ON jobs (updated_at) WHERE state IN ('done', 'failed');
     CREATE INDEX transfers_finished ON transfers (updated_at) WHERE state IN ('complete', 'failed');
     "#,
+    // 4: comments on documents, made in the DAM or synced from Frame.io (those have
+    // the connector's external key, unique per document).
+    r#"
+    CREATE TABLE comments (
+        id              TEXT PRIMARY KEY,
+        document_id     TEXT NOT NULL REFERENCES documents(id),
+        external_key    TEXT,
+        parent_id       TEXT REFERENCES comments(id),
+        author          TEXT NOT NULL,
+        text            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        frame           INTEGER,
+        timecode        TEXT,
+        duration_frames INTEGER,
+        page            INTEGER,
+        annotation      TEXT,
+        completed       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX comments_key ON comments (document_id, external_key) WHERE external_key IS NOT NULL;
+    CREATE INDEX comments_document ON comments (document_id, created_at);
+    "#,
 ];
 
 /// The shared database handle. Cloning is cheap: clones share one connection.

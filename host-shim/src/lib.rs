@@ -16,6 +16,7 @@ pub mod imports;
 pub mod progress;
 pub mod queue;
 pub mod retention;
+pub mod schedule;
 pub mod runtime;
 pub mod sealing;
 pub mod secret_file;

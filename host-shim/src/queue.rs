@@ -76,6 +76,9 @@ pub enum QueueError {
 /// Columns of a [`JobRow`], in the order [`job_row`] reads them.
 const ROW_COLUMNS: &str = "id, key, kind, state, attempt, status_text, result_text, run_after, created_at, updated_at";
 
+/// A job to queue: key, kind and payload.
+pub type NewJob = (String, String, Vec<u8>);
+
 /// The job queue.
 #[derive(Clone)]
 pub struct JobQueue {
@@ -150,13 +153,14 @@ impl JobQueue {
 
     /// Moves a running job on to its next step: new payload, due after `delay_ms`,
     /// attempt counter back to 0.
-    pub fn next(&self, id: &str, payload: &[u8], delay_ms: u32, status: &str) -> rusqlite::Result<()> {
+    pub fn next(&self, id: &str, payload: &[u8], delay_ms: u32, status: &str, children: &[NewJob]) -> rusqlite::Result<()> {
         let now = unix_millis();
         self.update_running(
             id,
             "UPDATE jobs SET state = 'queued', payload = ?2, attempt = 0, run_after = ?3, status_text = ?4, updated_at = ?5
              WHERE id = ?1 AND state = 'running'",
             params![id, payload, now + i64::from(delay_ms), status, now],
+            children,
         )
     }
 
@@ -177,34 +181,61 @@ impl JobQueue {
             "UPDATE jobs SET state = 'queued', attempt = attempt + 1, run_after = ?2, status_text = ?3, updated_at = ?4
              WHERE id = ?1 AND state = 'running'",
             params![id, now + i64::from(delay_ms), reason, now],
+            &[],
         )
     }
 
-    /// Marks a running job done, with a summary.
-    pub fn finish(&self, id: &str, summary: &str) -> rusqlite::Result<()> {
-        self.end(id, "done", summary)
+    /// Marks a running job done, with a summary, queueing its follow-up jobs in the
+    /// same transaction.
+    pub fn finish(&self, id: &str, summary: &str, children: &[NewJob]) -> rusqlite::Result<()> {
+        self.end(id, "done", summary, children)
     }
 
     /// Marks a running job failed, with the reason. It is not run again.
     pub fn fail(&self, id: &str, reason: &str) -> rusqlite::Result<()> {
-        self.end(id, "failed", reason)
+        self.end(id, "failed", reason, &[])
     }
 
     /// Ends a job. Its status says how it ended, not what its last step was doing.
-    fn end(&self, id: &str, state: &str, text: &str) -> rusqlite::Result<()> {
+    fn end(&self, id: &str, state: &str, text: &str, children: &[NewJob]) -> rusqlite::Result<()> {
         self.update_running(
             id,
             "UPDATE jobs SET state = ?2, result_text = ?3, status_text = ?2 || ': ' || ?3, updated_at = ?4
              WHERE id = ?1 AND state = 'running'",
             params![id, state, text, unix_millis()],
+            children,
         )
     }
 
     /// Runs an outcome's update, which only matches a running job: an outcome for a
     /// job that is no longer running (a step that outlived its lease, whose job was
     /// claimed again and finished) must not overwrite what happened since.
-    fn update_running(&self, id: &str, sql: &str, params: &[&dyn rusqlite::ToSql]) -> rusqlite::Result<()> {
-        let changed = self.db.with(|c| c.execute(sql, params))?;
+    ///
+    /// `children` are queued in the same transaction, and only if the update
+    /// matched, so a step's child jobs are queued exactly when its outcome is
+    /// recorded. A child that is malformed is left out, and logged.
+    fn update_running(&self, id: &str, sql: &str, params: &[&dyn rusqlite::ToSql], children: &[NewJob]) -> rusqlite::Result<()> {
+        let valid: Vec<&NewJob> = children
+            .iter()
+            .filter(|(key, kind, payload)| match check_job(key, kind, payload) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(job = id, child = %key, error = %e, "a malformed child job was not queued");
+                    false
+                }
+            })
+            .collect();
+        let changed = self.db.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let changed = tx.execute(sql, params)?;
+            if changed == 1 {
+                for (key, kind, payload) in valid {
+                    insert_job(&tx, key, kind, payload)?;
+                }
+            }
+            tx.commit()?;
+            Ok::<_, rusqlite::Error>(changed)
+        })?;
         if changed == 0 {
             tracing::warn!(job = id, "outcome ignored: the job is not running (lease lost or unknown id)");
         }
@@ -326,7 +357,7 @@ mod tests {
             Job { id: id.clone(), key: "push:1".into(), kind: "push".into(), payload: b"payload".to_vec(), attempt: 0 }
         );
         assert_eq!(q.claim_due(later()).unwrap(), None, "a claimed job is not handed out twice");
-        q.finish(&id, "imported").unwrap();
+        q.finish(&id, "imported", &[]).unwrap();
         let row = q.get(&id).unwrap().unwrap();
         assert_eq!((row.state.as_str(), row.result_text.as_deref()), ("done", Some("imported")));
         assert_eq!(q.next_due_at().unwrap(), None);
@@ -374,11 +405,27 @@ mod tests {
         let q = queue();
         q.enqueue("old", "push", b"").unwrap();
         let job = q.claim_due(later()).unwrap().unwrap();
-        q.finish(&job.id, "imported").unwrap();
+        q.finish(&job.id, "imported", &[]).unwrap();
         assert_eq!(q.get(&job.id).unwrap().unwrap().status_text.as_deref(), Some("done: imported"));
         q.enqueue("queued", "push", b"").unwrap();
         assert_eq!(q.prune_finished(unix_millis() + 1).unwrap(), 1, "only the finished one");
         assert!(q.find_by_key("queued").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_steps_children_are_queued_with_its_outcome_and_only_then() {
+        let q = queue();
+        let id = q.enqueue("parent", "reconcile", b"").unwrap().unwrap();
+        let children = vec![("child:1".to_string(), "sync".to_string(), b"a".to_vec()), ("bad\n".to_string(), "sync".to_string(), Vec::new())];
+        // Not running yet: the outcome is ignored, and so are its children.
+        q.next(&id, b"", 0, "fanned out", &children).unwrap();
+        assert!(q.find_by_key("child:1").unwrap().is_none());
+        let job = q.claim_due(later()).unwrap().unwrap();
+        q.next(&job.id, b"", 0, "fanned out", &children).unwrap();
+        assert!(q.find_by_key("child:1").unwrap().is_some(), "queued with the step's outcome");
+        let parent = std::iter::from_fn(|| q.claim_due(later()).unwrap()).find(|j| j.key == "parent").unwrap();
+        q.finish(&parent.id, "done", &[("child:2".to_string(), "sync".to_string(), Vec::new())]).unwrap();
+        assert!(q.find_by_key("child:2").unwrap().is_some(), "and with the final one");
     }
 
     #[test]
@@ -387,7 +434,7 @@ mod tests {
         let first = q.enqueue("push:1", "push", b"a").unwrap().unwrap();
         q.enqueue("push:2", "push", b"b").unwrap();
         assert_eq!(q.claim_due(later()).unwrap().unwrap().id, first);
-        q.finish(&first, "imported").unwrap();
+        q.finish(&first, "imported", &[]).unwrap();
         let counts = q.counts().unwrap();
         let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(counts, [("done", 1), ("failed", 0), ("queued", 1), ("running", 0)]);
@@ -398,7 +445,7 @@ mod tests {
         let q = queue();
         let id = q.enqueue("push:1", "push", b"a").unwrap().unwrap();
         q.claim_due(later()).unwrap().unwrap();
-        q.next(&id, b"poll", 60_000, "downloading").unwrap();
+        q.next(&id, b"poll", 60_000, "downloading", &[]).unwrap();
         let now = unix_millis();
         assert_eq!(q.claim_due(now).unwrap(), None, "not due for a minute");
         q.wake(&id, now).unwrap();
@@ -453,7 +500,7 @@ mod tests {
         q.claim_due(later()).unwrap().unwrap();
         q.retry(&id, 0, "flaky").unwrap();
         assert_eq!(q.claim_due(later()).unwrap().unwrap().attempt, 1);
-        q.next(&id, b"step-2", 60_000, "waiting for transfer").unwrap();
+        q.next(&id, b"step-2", 60_000, "waiting for transfer", &[]).unwrap();
         let row = q.get(&id).unwrap().unwrap();
         assert_eq!((row.state.as_str(), row.attempt, row.status_text.as_deref()), ("queued", 0, Some("waiting for transfer")));
         assert_eq!(q.claim_due(later()).unwrap(), None, "not due before the delay");
@@ -502,14 +549,14 @@ mod tests {
     fn outcomes_for_jobs_that_are_not_running_are_ignored() {
         let q = queue();
         let id = q.enqueue("j", "k", b"").unwrap().unwrap();
-        q.finish(&id, "too early").unwrap();
+        q.finish(&id, "too early", &[]).unwrap();
         assert_eq!(q.get(&id).unwrap().unwrap().state, "queued");
         q.claim_due(later()).unwrap().unwrap();
-        q.finish(&id, "ok").unwrap();
+        q.finish(&id, "ok", &[]).unwrap();
         q.fail(&id, "a stale worker").unwrap();
         let row = q.get(&id).unwrap().unwrap();
         assert_eq!((row.state.as_str(), row.result_text.as_deref()), ("done", Some("ok")));
-        q.finish("job-unknown", "x").unwrap();
+        q.finish("job-unknown", "x", &[]).unwrap();
         assert_eq!(q.get("job-unknown").unwrap(), None);
     }
 

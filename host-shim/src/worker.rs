@@ -12,8 +12,8 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::config::WorkerConfig;
 use crate::db::unix_millis;
-use crate::queue::{Job, JobQueue};
-use crate::runtime::{Runtime, jobs};
+use crate::queue::{Job, JobQueue, NewJob};
+use crate::runtime::{JobRequest, Runtime, jobs};
 
 /// The longest the worker sleeps before looking for due jobs again.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -78,9 +78,17 @@ impl Worker {
             attempt: job.attempt,
         };
         let recorded = match self.runtime.run_job(&call).await {
-            Ok(jobs::Outcome::Done(summary)) => self.queue.finish(&job.id, &summary),
+            Ok(jobs::Outcome::Done(finished)) => {
+                let recorded = self.queue.finish(&job.id, &finished.summary, &children(finished.enqueue));
+                self.wake.notify_one();
+                recorded
+            }
             Ok(jobs::Outcome::Next(next)) => {
-                let recorded = self.queue.next(&job.id, &next.payload, next.delay_ms, &next.status);
+                let spawned = !next.enqueue.is_empty();
+                let recorded = self.queue.next(&job.id, &next.payload, next.delay_ms, &next.status, &children(next.enqueue));
+                if spawned {
+                    self.wake.notify_one();
+                }
                 if let (Ok(()), Some(transfer)) = (&recorded, next.wake_on_transfer) {
                     self.wake_when_settled(job.id.clone(), transfer);
                 }
@@ -127,6 +135,11 @@ impl Worker {
             self.queue.retry(&job.id, 1000 << job.attempt.min(6), &reason)
         }
     }
+}
+
+/// A step's child jobs as the queue takes them.
+fn children(requests: Vec<JobRequest>) -> Vec<NewJob> {
+    requests.into_iter().map(|j| (j.key, j.kind, j.payload)).collect()
 }
 
 /// The set, even if a task panicked while holding it (a set of keys stays valid).

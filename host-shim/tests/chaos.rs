@@ -110,13 +110,14 @@ async fn chaos_on(fx: &'static Fixture) {
     killer.await.unwrap();
 
     let admin = host.lock().await.admin.clone();
-    let counts = settle(&admin).await.unwrap();
+    settle(&admin).await.unwrap();
+    let push_jobs = jobs_of_kind(&admin, "push").await.unwrap();
+    let counts = count_states(&push_jobs);
     let faults = control.fault_counts().await.unwrap();
     control.set_faults(&Faults::default()).await.unwrap();
 
     let report = check_documents(&admin, &folder_id, &assets, scratch.path()).await.unwrap();
-    let jobs = admin.admin_ok(reqwest::Method::GET, "/jobs?limit=500", None).await.unwrap();
-    let failed: Vec<&Value> = jobs["jobs"].as_array().into_iter().flatten().filter(|j| j["state"] == "failed").collect();
+    let failed: Vec<&Value> = push_jobs.iter().filter(|j| j["state"] == "failed").collect();
     let log = {
         let mut host = host.lock().await;
         host.kill();
@@ -174,7 +175,8 @@ async fn a_host_killed_mid_import_resumes_from_its_checkpoint() {
     host.kill();
     let asked_before = media_requests(&control).await;
     host.restart().await.unwrap();
-    let counts = settle(&host.admin).await.unwrap();
+    settle(&host.admin).await.unwrap();
+    let counts = count_states(&jobs_of_kind(&host.admin, "push").await.unwrap());
     let asked_after = media_requests(&control).await - asked_before;
 
     assert_eq!(counts["done"].as_u64(), Some(1), "{counts}");
@@ -342,6 +344,31 @@ async fn job_counts(admin: &AdminClient) -> anyhow::Result<(Value, u64)> {
     let jobs = admin.admin_ok(reqwest::Method::GET, "/stats", None).await?["jobs"].clone();
     let unfinished = jobs["queued"].as_u64().unwrap_or(0) + jobs["running"].as_u64().unwrap_or(0);
     Ok((jobs, unfinished))
+}
+
+/// Every job of `kind`, following the admin list's pages.
+async fn jobs_of_kind(admin: &AdminClient, kind: &str) -> anyhow::Result<Vec<Value>> {
+    let mut found = Vec::new();
+    let mut after = None::<String>;
+    loop {
+        let path = match &after {
+            Some(cursor) => format!("/jobs?limit=500&after={cursor}"),
+            None => "/jobs?limit=500".to_string(),
+        };
+        let mut page = admin.admin_ok(reqwest::Method::GET, &path, None).await?;
+        let jobs: Vec<Value> = serde_json::from_value(page["jobs"].take())?;
+        found.extend(jobs.into_iter().filter(|j| j["kind"] == kind));
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => return Ok(found),
+        }
+    }
+}
+
+/// How many of `jobs` are in each state.
+fn count_states(jobs: &[Value]) -> Value {
+    let count = |state: &str| jobs.iter().filter(|j| j["state"] == state).count();
+    json!({ "done": count("done"), "failed": count("failed"), "queued": count("queued"), "running": count("running") })
 }
 
 /// Waits until no job is queued or running; returns the counts by state.

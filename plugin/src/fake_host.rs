@@ -16,6 +16,9 @@ pub struct FakeHost {
     pub folders: RefCell<Vec<Folder>>,
     pub documents: RefCell<Vec<Document>>,
     pub versions: RefCell<Vec<(String, Version)>>,
+    /// Properties set on documents, by document id.
+    pub properties: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
+    pub comments: RefCell<Vec<Comment>>,
     pub sent: RefCell<Vec<Message>>,
     pub requests: RefCell<Vec<HttpRequest>>,
     pub transfers: RefCell<BTreeMap<String, TransferStatus>>,
@@ -47,6 +50,8 @@ impl FakeHost {
             folders: RefCell::new(vec![Folder { id: "f1".into(), path: "/Marketing".into(), title: "Marketing".into() }]),
             documents: RefCell::default(),
             versions: RefCell::default(),
+            properties: RefCell::default(),
+            comments: RefCell::default(),
             sent: RefCell::default(),
             requests: RefCell::default(),
             transfers: RefCell::default(),
@@ -175,6 +180,58 @@ impl Host for FakeHost {
         };
         self.versions.borrow_mut().push((version_key.into(), version.clone()));
         Ok(version)
+    }
+
+    fn set_properties(&self, document_id: &str, properties: &[(String, String)]) -> HostResult<()> {
+        if !self.documents.borrow().iter().any(|d| d.id == document_id) {
+            return Err(HostError::NotFound(document_id.into()));
+        }
+        let mut all = self.properties.borrow_mut();
+        all.entry(document_id.into()).or_default().extend(properties.iter().cloned());
+        Ok(())
+    }
+
+    fn put_comment(&self, document_id: &str, external_key: &str, parent_key: Option<&str>, body: &CommentBody) -> HostResult<Comment> {
+        let mut comments = self.comments.borrow_mut();
+        let by_key = |c: &Comment, key: &str| c.document_id == document_id && c.external_key.as_deref() == Some(key);
+        let parent_id = match parent_key {
+            Some(key) => Some(comments.iter().find(|c| by_key(c, key)).map(|c| c.id.clone()).ok_or(HostError::NotFound(key.into()))?),
+            None => None,
+        };
+        if let Some(existing) = comments.iter_mut().find(|c| by_key(c, external_key)) {
+            existing.body = body.clone();
+            existing.parent_id = parent_id;
+            return Ok(existing.clone());
+        }
+        let comment = Comment {
+            id: format!("c{}", comments.len() + 1),
+            document_id: document_id.into(),
+            external_key: Some(external_key.into()),
+            parent_id,
+            body: body.clone(),
+        };
+        comments.push(comment.clone());
+        Ok(comment)
+    }
+
+    fn set_comment_key(&self, comment_id: &str, external_key: &str) -> HostResult<()> {
+        let mut comments = self.comments.borrow_mut();
+        let comment = comments.iter_mut().find(|c| c.id == comment_id).ok_or(HostError::NotFound(comment_id.into()))?;
+        comment.external_key = Some(external_key.into());
+        Ok(())
+    }
+
+    fn delete_comment(&self, document_id: &str, external_key: &str) -> HostResult<bool> {
+        let mut comments = self.comments.borrow_mut();
+        let Some(id) = comments.iter().find(|c| c.document_id == document_id && c.external_key.as_deref() == Some(external_key)).map(|c| c.id.clone()) else {
+            return Ok(false);
+        };
+        comments.retain(|c| c.id != id && c.parent_id.as_deref() != Some(id.as_str()));
+        Ok(true)
+    }
+
+    fn list_comments(&self, document_id: &str) -> HostResult<Vec<Comment>> {
+        Ok(self.comments.borrow().iter().filter(|c| c.document_id == document_id).cloned().collect())
     }
 
     fn notify(&self, message: Message) -> HostResult<()> {

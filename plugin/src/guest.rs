@@ -2,6 +2,7 @@
 //! the connector's logic. Only type conversions live here.
 
 use crate::error::Error;
+use crate::flows::sync::outgoing;
 use crate::flows::{Context, bindings, browse};
 use crate::frameio::model::{self, ItemKind, Page};
 use crate::host::{self, Host, HostError, HostResult};
@@ -75,6 +76,28 @@ fn document(d: repository::Document) -> host::Document {
     }
 }
 
+fn comment(c: repository::Comment) -> host::Comment {
+    let b = c.body;
+    host::Comment {
+        id: c.id,
+        document_id: c.document_id,
+        external_key: c.external_key,
+        parent_id: c.parent_id,
+        body: host::CommentBody {
+            author: b.author,
+            text: b.text,
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+            frame: b.frame,
+            timecode: b.timecode,
+            duration_frames: b.duration_frames,
+            page: b.page,
+            annotation: b.annotation,
+            completed: b.completed,
+        },
+    }
+}
+
 fn properties(props: &[(String, String)]) -> Vec<types::Property> {
     props.iter().map(|(name, value)| types::Property { name: name.clone(), value: value.clone() }).collect()
 }
@@ -84,6 +107,8 @@ impl Host for WitHost {
         let method = match req.method {
             host::Method::Get => http::Method::Get,
             host::Method::Post => http::Method::Post,
+            host::Method::Put => http::Method::Put,
+            host::Method::Patch => http::Method::Patch,
             host::Method::Delete => http::Method::Delete,
         };
         let request = http::Request { method, url: req.url, headers: req.headers, body: req.body, timeout_ms: req.timeout_ms };
@@ -138,6 +163,38 @@ impl Host for WitHost {
     ) -> HostResult<host::Version> {
         let v = repository::add_version(document_id, version_key, blob_id, &properties(props)).map_err(repository_error)?;
         Ok(host::Version { id: v.id, document_id: v.document_id, number: v.number, blob_id: v.blob_id, size: v.size })
+    }
+
+    fn set_properties(&self, document_id: &str, props: &[(String, String)]) -> HostResult<()> {
+        repository::set_properties(document_id, &properties(props)).map_err(repository_error)
+    }
+
+    fn put_comment(&self, document_id: &str, external_key: &str, parent_key: Option<&str>, body: &host::CommentBody) -> HostResult<host::Comment> {
+        let body = repository::CommentBody {
+            author: body.author.clone(),
+            text: body.text.clone(),
+            created_at: body.created_at,
+            updated_at: body.updated_at,
+            frame: body.frame,
+            timecode: body.timecode.clone(),
+            duration_frames: body.duration_frames,
+            page: body.page,
+            annotation: body.annotation.clone(),
+            completed: body.completed,
+        };
+        repository::put_comment(document_id, external_key, parent_key, &body).map(comment).map_err(repository_error)
+    }
+
+    fn set_comment_key(&self, comment_id: &str, external_key: &str) -> HostResult<()> {
+        repository::set_comment_key(comment_id, external_key).map_err(repository_error)
+    }
+
+    fn delete_comment(&self, document_id: &str, external_key: &str) -> HostResult<bool> {
+        repository::delete_comment(document_id, external_key).map_err(repository_error)
+    }
+
+    fn list_comments(&self, document_id: &str) -> HostResult<Vec<host::Comment>> {
+        Ok(repository::list_comments(document_id).map_err(repository_error)?.into_iter().map(comment).collect())
     }
 
     fn notify(&self, message: host::Message) -> HostResult<()> {
@@ -372,10 +429,14 @@ impl exports::inbound::Guest for Connector {
             enqueue: reply
                 .enqueue
                 .into_iter()
-                .map(|j| exports::inbound::JobRequest { key: j.key, kind: j.kind, payload: j.payload })
+                .map(|j| types::JobRequest { key: j.key, kind: j.kind, payload: j.payload })
                 .collect(),
         }
     }
+}
+
+fn job_requests(jobs: Vec<crate::flows::JobRequest>) -> Vec<types::JobRequest> {
+    jobs.into_iter().map(|j| types::JobRequest { key: j.key, kind: j.kind, payload: j.payload }).collect()
 }
 
 impl exports::jobs::Guest for Connector {
@@ -390,13 +451,39 @@ impl exports::jobs::Guest for Connector {
             Err(e) => jobs::Outcome::Failed(e.to_string()),
         };
         match outcome {
-            jobs::Outcome::Done(summary) => exports::jobs::Outcome::Done(summary),
-            jobs::Outcome::Next { delay_ms, payload, status, wake_on_transfer } => {
-                exports::jobs::Outcome::Next(exports::jobs::NextStep { delay_ms, payload, status, wake_on_transfer })
+            jobs::Outcome::Done { summary, enqueue } => {
+                exports::jobs::Outcome::Done(exports::jobs::Finished { summary, enqueue: job_requests(enqueue) })
+            }
+            jobs::Outcome::Next { delay_ms, payload, status, wake_on_transfer, enqueue } => {
+                exports::jobs::Outcome::Next(exports::jobs::NextStep { delay_ms, payload, status, wake_on_transfer, enqueue: job_requests(enqueue) })
             }
             jobs::Outcome::Retry(delay_ms, why) => exports::jobs::Outcome::Retry((delay_ms, why)),
             jobs::Outcome::Failed(why) => exports::jobs::Outcome::Failed(why),
         }
+    }
+
+    fn schedule() -> Vec<exports::jobs::ScheduledJob> {
+        jobs::schedule()
+            .into_iter()
+            .map(|s| exports::jobs::ScheduledJob { job: job_requests(vec![s.job]).remove(0), every_secs: s.every_secs })
+            .collect()
+    }
+}
+
+fn dam_comment(c: exports::dam_events::DamComment) -> outgoing::DamComment {
+    outgoing::DamComment { document_id: c.document_id, comment_id: c.comment_id, parent_id: c.parent_id, user: c.user, text: c.text, frame: c.frame }
+}
+
+impl exports::dam_events::Guest for Connector {
+    fn notify(event: exports::dam_events::Event) -> Result<Vec<types::JobRequest>, types::Error> {
+        use exports::dam_events::Event;
+        let event = match event {
+            Event::CommentAdded(c) => outgoing::DamEvent::CommentAdded(dam_comment(c)),
+            Event::CommentEdited(c) => outgoing::DamEvent::CommentEdited(dam_comment(c)),
+            Event::CommentDeleted(c) => outgoing::DamEvent::CommentDeleted(dam_comment(c)),
+            Event::StatusChanged(s) => outgoing::DamEvent::StatusChanged { document_id: s.document_id, user: s.user, status: s.status },
+        };
+        outgoing::notify(&WitHost, event).map(job_requests).map_err(wit_error)
     }
 }
 

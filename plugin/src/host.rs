@@ -15,6 +15,8 @@ pub type Header = (String, String);
 pub enum Method {
     Get,
     Post,
+    Put,
+    Patch,
     Delete,
 }
 
@@ -91,6 +93,31 @@ pub struct Version {
     pub number: u32,
     pub blob_id: String,
     pub size: u64,
+}
+
+/// What a DAM comment says (WIT `repository.comment-body`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommentBody {
+    pub author: String,
+    pub text: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub frame: Option<u64>,
+    pub timecode: Option<String>,
+    pub duration_frames: Option<u64>,
+    pub page: Option<u32>,
+    pub annotation: Option<String>,
+    pub completed: bool,
+}
+
+/// A DAM comment (WIT `repository.comment`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub id: String,
+    pub document_id: String,
+    pub external_key: Option<String>,
+    pub parent_id: Option<String>,
+    pub body: CommentBody,
 }
 
 /// Who receives a notification (WIT `notifications.recipient`).
@@ -211,6 +238,12 @@ pub trait Host {
         blob_id: &str,
         properties: &[(String, String)],
     ) -> HostResult<Version>;
+
+    fn set_properties(&self, document_id: &str, properties: &[(String, String)]) -> HostResult<()>;
+    fn put_comment(&self, document_id: &str, external_key: &str, parent_key: Option<&str>, body: &CommentBody) -> HostResult<Comment>;
+    fn set_comment_key(&self, comment_id: &str, external_key: &str) -> HostResult<()>;
+    fn delete_comment(&self, document_id: &str, external_key: &str) -> HostResult<bool>;
+    fn list_comments(&self, document_id: &str) -> HostResult<Vec<Comment>>;
 
     // notifications
     fn notify(&self, message: Message) -> HostResult<()>;

@@ -116,3 +116,10 @@ pub fn binding_secret(world: &World, binding_id: &str) -> String {
     let record: Value = serde_json::from_slice(&entry.value).unwrap();
     record["secrets"][0].as_str().unwrap().to_string()
 }
+
+/// The jobs of `kind` the host has queued (pushes, say: the host also queues the
+/// connector's reconcile and the syncs that follow a push).
+pub fn jobs_of_kind(world: &World, kind: &str) -> Vec<host_shim::queue::JobRow> {
+    let (jobs, _) = world.host.queue.list(&host_shim::db::Page::first(500)).expect("the job list");
+    jobs.into_iter().filter(|j| j.kind == kind).collect()
+}

@@ -294,6 +294,26 @@ impl Host for NativeHost {
         Err(not_on_inbound_path())
     }
 
+    fn set_properties(&self, _doc: &str, _props: &[(String, String)]) -> HostResult<()> {
+        Err(not_on_inbound_path())
+    }
+
+    fn put_comment(&self, _doc: &str, _key: &str, _parent: Option<&str>, _body: &guest::CommentBody) -> HostResult<guest::Comment> {
+        Err(not_on_inbound_path())
+    }
+
+    fn set_comment_key(&self, _comment: &str, _key: &str) -> HostResult<()> {
+        Err(not_on_inbound_path())
+    }
+
+    fn delete_comment(&self, _doc: &str, _key: &str) -> HostResult<bool> {
+        Err(not_on_inbound_path())
+    }
+
+    fn list_comments(&self, _doc: &str) -> HostResult<Vec<guest::Comment>> {
+        Err(not_on_inbound_path())
+    }
+
     fn notify(&self, _message: guest::Message) -> HostResult<()> {
         Err(not_on_inbound_path())
     }

@@ -127,6 +127,68 @@ impl repository::Host for HostState {
             .map_err(repository_error)?;
         Ok(repository::Version { id: v.id, document_id: v.document_id, number: v.number, blob_id: v.blob_id, size: v.size })
     }
+
+    async fn set_properties(&mut self, document_id: String, properties: Vec<types::Property>) -> Result<(), repository::RepositoryError> {
+        let properties: Vec<(String, String)> = properties.into_iter().map(|p| (p.name, p.value)).collect();
+        self.services.repository.set_document_properties(&document_id, &properties).map_err(repository_error)
+    }
+
+    async fn put_comment(
+        &mut self,
+        document_id: String,
+        key: String,
+        parent_key: Option<String>,
+        body: repository::CommentBody,
+    ) -> Result<repository::Comment, repository::RepositoryError> {
+        let body = host_repository::CommentBody {
+            author: body.author,
+            text: body.text,
+            created_at: body.created_at,
+            updated_at: body.updated_at,
+            frame: body.frame,
+            timecode: body.timecode,
+            duration_frames: body.duration_frames,
+            page: body.page,
+            annotation: body.annotation,
+            completed: body.completed,
+        };
+        let stored = self.services.repository.put_comment(&document_id, &key, parent_key.as_deref(), &body).map_err(repository_error)?;
+        Ok(comment(stored))
+    }
+
+    async fn set_comment_key(&mut self, comment_id: String, key: String) -> Result<(), repository::RepositoryError> {
+        self.services.repository.set_comment_key(&comment_id, &key).map_err(repository_error)
+    }
+
+    async fn delete_comment(&mut self, document_id: String, key: String) -> Result<bool, repository::RepositoryError> {
+        self.services.repository.delete_comment(&document_id, &key).map_err(repository_error)
+    }
+
+    async fn list_comments(&mut self, document_id: String) -> Result<Vec<repository::Comment>, repository::RepositoryError> {
+        Ok(self.services.repository.list_comments(&document_id).map_err(repository_error)?.into_iter().map(comment).collect())
+    }
+}
+
+fn comment(c: host_repository::Comment) -> repository::Comment {
+    let b = c.body;
+    repository::Comment {
+        id: c.id,
+        document_id: c.document_id,
+        external_key: c.external_key,
+        parent_id: c.parent_id,
+        body: repository::CommentBody {
+            author: b.author,
+            text: b.text,
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+            frame: b.frame,
+            timecode: b.timecode,
+            duration_frames: b.duration_frames,
+            page: b.page,
+            annotation: b.annotation,
+            completed: b.completed,
+        },
+    }
 }
 
 impl notifications::Host for HostState {

@@ -38,8 +38,8 @@ pub mod wit {
     });
 }
 
-pub use wit::exports::frameio_dam::connector::{bindings, browse, inbound, jobs, oauth, provider};
-pub use wit::frameio_dam::connector::types::{Error as ConnectorError, Property};
+pub use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, inbound, jobs, oauth, provider};
+pub use wit::frameio_dam::connector::types::{Error as ConnectorError, JobRequest, Property};
 
 /// How often the epoch advances: the granularity of call deadlines, and how often
 /// a long-running call yields its thread to other requests.
@@ -94,6 +94,7 @@ struct Exports {
     bindings: bindings::GuestIndices,
     inbound: inbound::GuestIndices,
     jobs: jobs::GuestIndices,
+    dam_events: dam_events::GuestIndices,
 }
 
 impl Exports {
@@ -105,6 +106,7 @@ impl Exports {
             bindings: bindings::GuestIndices::new(pre)?,
             inbound: inbound::GuestIndices::new(pre)?,
             jobs: jobs::GuestIndices::new(pre)?,
+            dam_events: dam_events::GuestIndices::new(pre)?,
         })
     }
 }
@@ -256,6 +258,18 @@ impl Runtime {
     pub async fn run_job(&self, job: &jobs::Job) -> anyhow::Result<jobs::Outcome> {
         let mut call = self.instance().await?;
         Ok(self.exports.jobs.load(&mut call.store, &call.instance)?.call_run(&mut call.store, job).await?)
+    }
+
+    /// The jobs the connector wants queued on a schedule.
+    pub async fn scheduled_jobs(&self) -> anyhow::Result<Vec<jobs::ScheduledJob>> {
+        let mut call = self.instance().await?;
+        Ok(self.exports.jobs.load(&mut call.store, &call.instance)?.call_schedule(&mut call.store).await?)
+    }
+
+    /// Tells the connector about something that happened in the DAM; the jobs to queue.
+    pub async fn dam_event(&self, event: &dam_events::Event) -> anyhow::Result<Result<Vec<JobRequest>, ConnectorError>> {
+        let mut call = self.instance().await?;
+        Ok(self.exports.dam_events.load(&mut call.store, &call.instance)?.call_notify(&mut call.store, event).await?)
     }
 }
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin_guard::{self, AdminGuard};
+use super::admin_review;
 use super::body::{self, BodyLimits};
 use super::public::OAUTH_CALLBACK;
 use super::{AppState, error_response, reply};
@@ -35,6 +36,7 @@ pub fn router(state: AppState, guard: Arc<AdminGuard>, body_limits: BodyLimits) 
 
 fn routes(state: AppState) -> Router {
     Router::new()
+        .merge(admin_review::routes())
         .route("/admin/api/provider", get(describe).put(configure))
         .route("/admin/api/folders", get(list_folders).post(create_folder))
         .route("/admin/api/folders/{id}/documents", get(list_documents))
@@ -114,7 +116,9 @@ async fn document(State(s): State<AppState>, Path(id): Path<String>) -> Response
     let found = repo.get_document(&id).and_then(|doc| {
         let versions = repo.list_versions(&id)?;
         let properties: BTreeMap<String, String> = repo.document_properties(&id)?.into_iter().collect();
-        Ok(json!({ "document": doc, "versions": versions, "properties": properties }))
+        let comments = admin_review::thread(&repo.list_comments(&id)?);
+        let status = properties.get("frameio.status").cloned();
+        Ok(json!({ "document": doc, "versions": versions, "properties": properties, "comments": comments, "status": status }))
     });
     match found {
         Ok(body) => Json(body).into_response(),

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod admin_guard;
+pub mod admin_review;
 pub mod body;
 pub mod connections;
 pub mod listener;

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::Context;
+use super::sync::subscriptions;
 use crate::error::{Error, Result};
 use crate::frameio::model::{Generation, NewAction};
 use crate::host::Host;
@@ -140,9 +141,14 @@ pub fn bind(ctx: &Context, req: &BindRequest) -> Result<Binding> {
         created_at: ctx.host.now(),
         unbound_at: None,
     };
-    if let Err(e) = store::save_if(ctx.host, &binding_key(&binding.id), None, &binding) {
+    // The workspace's webhook brings comments and review status of what the binding
+    // imports; without it the binding would be half made, so it is undone.
+    let saved = subscriptions::ensure(ctx, api.as_ref(), &binding)
+        .and_then(|_| store::save_if(ctx.host, &binding_key(&binding.id), None, &binding));
+    if let Err(e) = saved {
         // Do not leave an action behind that nothing can verify.
         let _ = api.delete_action(&binding.account_id, &created.id);
+        let _ = subscriptions::release(ctx, &binding);
         return Err(e);
     }
     Ok(binding)
@@ -167,6 +173,7 @@ pub fn unbind(ctx: &Context, id: &str) -> Result<()> {
         Err(Error::NotConnected(_) | Error::ReconnectRequired(_)) => {}
         Err(e) => return Err(e),
     }
+    subscriptions::release(ctx, &binding)?;
     let unbound = Binding { unbound_at: Some(ctx.host.now()), ..binding };
     store::save(ctx.host, &key, &unbound)?;
     Ok(())

@@ -9,7 +9,7 @@ use super::Context;
 use crate::error::{Error, FrameioError, Result};
 use crate::host::Host;
 use crate::frameio::model::*;
-use crate::frameio::{Actions, Directory, FrameioApi, Media, People};
+use crate::frameio::{Actions, Directory, FrameioApi, Media, People, Reviews, Webhooks};
 use crate::settings::{self, Settings};
 
 /// What the fake Frame.io holds, shared between the test and every client.
@@ -27,6 +27,11 @@ pub struct World {
     pub outage: Option<FrameioError>,
     /// Every call made, as `"name arg"`.
     pub calls: Vec<String>,
+    pub comments: Vec<Comment>,
+    /// Review status by file.
+    pub statuses: BTreeMap<String, ReviewStatus>,
+    /// Webhooks by id: workspace and URL.
+    pub webhooks: BTreeMap<String, (String, String)>,
 }
 
 /// A client of the shared world.
@@ -133,6 +138,79 @@ impl Actions for FakeFrameio {
     fn delete_action(&self, _account_id: &str, action_id: &str) -> Result<()> {
         self.call(format!("delete_action {action_id}"))?;
         self.0.borrow_mut().actions.retain(|(_, a, _)| a.id != action_id);
+        Ok(())
+    }
+}
+
+impl Reviews for FakeFrameio {
+    fn comments(&self, _account_id: &str, file_id: &str) -> Result<Vec<Comment>> {
+        self.call(format!("comments {file_id}"))?;
+        Ok(self.0.borrow().comments.iter().filter(|c| c.file_id == file_id).cloned().collect())
+    }
+
+    fn comment(&self, _account_id: &str, comment_id: &str) -> Result<Comment> {
+        self.call(format!("comment {comment_id}"))?;
+        self.0.borrow().comments.iter().find(|c| c.id == comment_id).cloned().ok_or_else(|| Self::not_found(comment_id))
+    }
+
+    fn create_comment(&self, _account_id: &str, file_id: &str, comment: &NewComment) -> Result<Comment> {
+        self.call(format!("create_comment {file_id}"))?;
+        let mut world = self.0.borrow_mut();
+        let created = Comment {
+            id: format!("fc{}", world.comments.len() + 1),
+            file_id: file_id.into(),
+            parent_id: comment.parent_id.clone(),
+            text: comment.text.clone(),
+            author: User { id: "u1".into(), name: "Ada".into(), email: "ada@example.com".into() },
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_000,
+            frame: comment.frame,
+            ..Comment::default()
+        };
+        world.comments.push(created.clone());
+        Ok(created)
+    }
+
+    fn update_comment(&self, _account_id: &str, comment_id: &str, comment: &NewComment) -> Result<Comment> {
+        self.call(format!("update_comment {comment_id}"))?;
+        let mut world = self.0.borrow_mut();
+        let found = world.comments.iter_mut().find(|c| c.id == comment_id).ok_or_else(|| Self::not_found(comment_id))?;
+        found.text = comment.text.clone();
+        found.frame = comment.frame;
+        found.updated_at += 1;
+        Ok(found.clone())
+    }
+
+    fn delete_comment(&self, _account_id: &str, comment_id: &str) -> Result<()> {
+        self.call(format!("delete_comment {comment_id}"))?;
+        self.0.borrow_mut().comments.retain(|c| c.id != comment_id && c.parent_id.as_deref() != Some(comment_id));
+        Ok(())
+    }
+
+    fn review_status(&self, _account_id: &str, file_id: &str) -> Result<ReviewStatus> {
+        self.call(format!("review_status {file_id}"))?;
+        Ok(self.0.borrow().statuses.get(file_id).copied().unwrap_or_default())
+    }
+
+    fn set_review_status(&self, _account_id: &str, file_id: &str, status: ReviewStatus) -> Result<()> {
+        self.call(format!("set_review_status {file_id} {}", status.name()))?;
+        self.0.borrow_mut().statuses.insert(file_id.into(), status);
+        Ok(())
+    }
+}
+
+impl Webhooks for FakeFrameio {
+    fn create_webhook(&self, _account_id: &str, workspace_id: &str, _name: &str, url: &str) -> Result<CreatedWebhook> {
+        self.call(format!("create_webhook {workspace_id}"))?;
+        let mut world = self.0.borrow_mut();
+        let id = format!("wh{}", world.webhooks.len() + 1);
+        world.webhooks.insert(id.clone(), (workspace_id.into(), url.into()));
+        Ok(CreatedWebhook { id, secret: "hooksec".into() })
+    }
+
+    fn delete_webhook(&self, _account_id: &str, webhook_id: &str) -> Result<()> {
+        self.call(format!("delete_webhook {webhook_id}"))?;
+        self.0.borrow_mut().webhooks.remove(webhook_id);
         Ok(())
     }
 }

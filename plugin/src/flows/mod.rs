@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod browse;
 pub mod push;
+pub mod sync;
 
 #[cfg(test)]
 pub(crate) mod fake_frameio;
@@ -62,13 +63,20 @@ pub struct JobRequest {
 /// transient [`crate::error::Error`]; the job runner decides when to retry it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Finished; a summary.
-    Done(String),
+    /// Finished; a summary, and follow-up jobs to queue.
+    Done { summary: String, enqueue: Vec<JobRequest> },
     /// Run another step with this payload after the delay, or as soon as the
-    /// transfer `wake_on_transfer` ends.
-    Next { delay_ms: u32, payload: Vec<u8>, status: String, wake_on_transfer: Option<String> },
+    /// transfer `wake_on_transfer` ends; queue `enqueue` first.
+    Next { delay_ms: u32, payload: Vec<u8>, status: String, wake_on_transfer: Option<String>, enqueue: Vec<JobRequest> },
     /// Finished without success; the reason. Not retried.
     Failed(String),
+}
+
+impl Step {
+    /// Finished, with nothing more to queue.
+    pub fn done(summary: impl Into<String>) -> Step {
+        Step::Done { summary: summary.into(), enqueue: Vec::new() }
+    }
 }
 
 /// A kind of job: its payload type, its steps, and what it does once it has failed.

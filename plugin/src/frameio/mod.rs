@@ -7,13 +7,17 @@
 
 mod event;
 pub mod model;
+pub mod time;
 pub mod transport;
 pub mod v2;
 pub mod v4;
 
 use crate::error::{Error, Result};
 use crate::host::Host;
-use model::{Account, Action, CreatedAction, File, Generation, Item, ItemKind, NewAction, Page, Project, User, VersionStack, Workspace};
+use model::{
+    Account, Action, Comment, CreatedAction, CreatedWebhook, File, Generation, Item, ItemKind, NewAction, NewComment, Page, Project,
+    ReviewStatus, User, VersionStack, Workspace,
+};
 use transport::{TokenSource, Transport};
 
 /// Most entries a list that the connector reads whole (custom actions, versions)
@@ -77,10 +81,37 @@ pub trait Actions {
     fn delete_action(&self, account_id: &str, action_id: &str) -> Result<()>;
 }
 
-/// Everything the flows ask of Frame.io, on behalf of one connected user.
-pub trait FrameioApi: People + Directory + Media + Actions {}
+/// Review: comments and a file's review status.
+pub trait Reviews {
+    /// Every comment on a file, replies included, oldest first.
+    fn comments(&self, account_id: &str, file_id: &str) -> Result<Vec<Comment>>;
+    /// One comment.
+    fn comment(&self, account_id: &str, comment_id: &str) -> Result<Comment>;
+    /// Posts a comment (or a reply, where the API takes replies).
+    fn create_comment(&self, account_id: &str, file_id: &str, comment: &NewComment) -> Result<Comment>;
+    /// Changes a comment's text and frame.
+    fn update_comment(&self, account_id: &str, comment_id: &str, comment: &NewComment) -> Result<Comment>;
+    /// Deletes a comment. Deleting one that is already gone succeeds.
+    fn delete_comment(&self, account_id: &str, comment_id: &str) -> Result<()>;
+    /// A file's review status.
+    fn review_status(&self, account_id: &str, file_id: &str) -> Result<ReviewStatus>;
+    /// Sets a file's review status.
+    fn set_review_status(&self, account_id: &str, file_id: &str, status: ReviewStatus) -> Result<()>;
+}
 
-impl<T: People + Directory + Media + Actions> FrameioApi for T {}
+/// Webhook subscriptions, which live in a workspace.
+pub trait Webhooks {
+    /// Subscribes `url` to the events the connector follows (comments, review
+    /// status, upload completion) in a workspace; the secret is only returned here.
+    fn create_webhook(&self, account_id: &str, workspace_id: &str, name: &str, url: &str) -> Result<CreatedWebhook>;
+    /// Deletes a subscription. Deleting one that is already gone succeeds.
+    fn delete_webhook(&self, account_id: &str, webhook_id: &str) -> Result<()>;
+}
+
+/// Everything the flows ask of Frame.io, on behalf of one connected user.
+pub trait FrameioApi: People + Directory + Media + Actions + Reviews + Webhooks {}
+
+impl<T: People + Directory + Media + Actions + Reviews + Webhooks> FrameioApi for T {}
 
 /// A client of `generation` at `api_url`, calling with the tokens `tokens` gives;
 /// `web_url` is Frame.io's web app, for links where the API gives none.

@@ -236,3 +236,103 @@ pub struct ActionEvent {
     /// The submitted form, field name to value; `None` for a click.
     pub form: Option<std::collections::BTreeMap<String, FormValue>>,
 }
+
+/// A comment on a file, or a reply to one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Comment {
+    pub id: String,
+    pub file_id: String,
+    /// The comment it replies to.
+    pub parent_id: Option<String>,
+    pub text: String,
+    pub author: User,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// The frame it is anchored to, counted from 0 on both generations (V4 counts
+    /// from 1 on the wire).
+    pub frame: Option<u64>,
+    pub duration_frames: Option<u64>,
+    pub page: Option<u32>,
+    /// Frame.io's annotation JSON, as it came.
+    pub annotation: Option<String>,
+    pub completed: bool,
+}
+
+/// A comment to post, or the new text of one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewComment {
+    pub text: String,
+    /// Counted from 0.
+    pub frame: Option<u64>,
+    /// Reply to this comment (where the API allows replies).
+    pub parent_id: Option<String>,
+}
+
+/// A file's review status: v2's label, V4's status field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReviewStatus {
+    #[default]
+    None,
+    InProgress,
+    NeedsReview,
+    Approved,
+}
+
+impl ReviewStatus {
+    /// The DAM's spelling (`frameio.status`, `dam-events.status-change`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ReviewStatus::None => "none",
+            ReviewStatus::InProgress => "in-progress",
+            ReviewStatus::NeedsReview => "needs-review",
+            ReviewStatus::Approved => "approved",
+        }
+    }
+
+    /// From the DAM's spelling.
+    pub fn from_name(name: &str) -> Option<ReviewStatus> {
+        [ReviewStatus::None, ReviewStatus::InProgress, ReviewStatus::NeedsReview, ReviewStatus::Approved]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
+/// A webhook subscription just made, with its signing secret (only returned here).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CreatedWebhook {
+    pub id: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedWebhook").field("id", &self.id).field("secret", &"<redacted>").finish()
+    }
+}
+
+/// What a webhook delivery says happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A comment was made, edited, completed or reopened.
+    Comment,
+    /// A comment was deleted (it can no longer be read).
+    CommentDeleted,
+    /// A file's review status changed.
+    Status,
+    /// A file's upload finished.
+    FileReady,
+    /// An event the connector does not follow.
+    Other(String),
+}
+
+/// A webhook delivery, verified and decoded: ids only, as Frame.io sends them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// The comment or file the event is about.
+    pub resource_id: String,
+    pub account_id: Option<String>,
+    pub workspace_id: Option<String>,
+    pub user_id: Option<String>,
+}

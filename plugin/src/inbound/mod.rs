@@ -7,6 +7,7 @@
 //! and its answer is written here as Frame.io's form or message JSON.
 
 mod answer;
+mod webhook;
 
 use serde::Serialize;
 use serde_json::json;
@@ -76,6 +77,8 @@ pub fn handle_in<'h>(host: &'h dyn Host, req: &Request, context: impl FnOnce(&'h
     match segments.as_slice() {
         ["actions", binding_id] if req.method == "POST" => action(host, binding_id, req, context),
         ["actions", _] => Reply::error(405, "custom actions are delivered with POST"),
+        ["webhooks", subscription_id] if req.method == "POST" => webhook::deliver(host, subscription_id, req),
+        ["webhooks", _] => Reply::error(405, "webhooks are delivered with POST"),
         _ => Reply::error(404, "no such endpoint"),
     }
 }
@@ -134,6 +137,11 @@ fn check_names_binding(binding: &Binding, event: &ActionEvent) -> Result<(), &'s
 }
 
 fn verify(binding: &Binding, req: &Request) -> Result<(), signature::Rejection> {
-    let secrets: Vec<&str> = binding.secrets.iter().map(String::as_str).collect();
+    verify_with(&binding.secrets, req)
+}
+
+/// Checks the request's signature against any of `secrets`.
+fn verify_with(secrets: &[String], req: &Request) -> Result<(), signature::Rejection> {
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     signature::verify(&req.headers, &req.body, &secrets, req.received_at)
 }

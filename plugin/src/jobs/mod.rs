@@ -4,7 +4,8 @@
 pub mod retry;
 
 use crate::flows::push::PushJob;
-use crate::flows::{Context, Flow, Step};
+use crate::flows::sync::{PostJob, ReconcileJob, SyncJob};
+use crate::flows::{Context, Flow, JobRequest, Step};
 
 /// A job as the host stores it (WIT `jobs.job`).
 #[derive(Clone, Debug)]
@@ -19,11 +20,11 @@ pub struct Job {
 /// What happened in a step (WIT `jobs.outcome`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Finished; a summary.
-    Done(String),
+    /// Finished; a summary, and follow-up jobs to queue.
+    Done { summary: String, enqueue: Vec<JobRequest> },
     /// Run another step with this payload after the delay, or as soon as the
-    /// transfer `wake_on_transfer` ends.
-    Next { delay_ms: u32, payload: Vec<u8>, status: String, wake_on_transfer: Option<String> },
+    /// transfer `wake_on_transfer` ends; queue `enqueue` first.
+    Next { delay_ms: u32, payload: Vec<u8>, status: String, wake_on_transfer: Option<String>, enqueue: Vec<JobRequest> },
     /// Run this step again after the delay; the reason.
     Retry(u32, String),
     /// Finished without success; the reason.
@@ -34,6 +35,9 @@ pub enum Outcome {
 pub fn run(ctx: &Context, job: &Job) -> Outcome {
     match job.kind.as_str() {
         PushJob::KIND => run_flow::<PushJob>(ctx, job),
+        SyncJob::KIND => run_flow::<SyncJob>(ctx, job),
+        PostJob::KIND => run_flow::<PostJob>(ctx, job),
+        ReconcileJob::KIND => run_flow::<ReconcileJob>(ctx, job),
         other => Outcome::Failed(format!("unknown job kind {other:?}")),
     }
 }
@@ -46,9 +50,9 @@ fn run_flow<F: Flow>(ctx: &Context, job: &Job) -> Outcome {
         Err(e) => return Outcome::Failed(format!("unreadable {} job payload: {e}", F::KIND)),
     };
     let why = match flow.step(ctx) {
-        Ok(Step::Done(summary)) => return Outcome::Done(summary),
-        Ok(Step::Next { delay_ms, payload, status, wake_on_transfer }) => {
-            return Outcome::Next { delay_ms, payload, status, wake_on_transfer };
+        Ok(Step::Done { summary, enqueue }) => return Outcome::Done { summary, enqueue },
+        Ok(Step::Next { delay_ms, payload, status, wake_on_transfer, enqueue }) => {
+            return Outcome::Next { delay_ms, payload, status, wake_on_transfer, enqueue };
         }
         Ok(Step::Failed(why)) => why,
         Err(e) if e.is_transient() && !retry::exhausted(job.attempt) => {
@@ -59,4 +63,16 @@ fn run_flow<F: Flow>(ctx: &Context, job: &Job) -> Outcome {
     };
     flow.failed(ctx, &why);
     Outcome::Failed(why)
+}
+
+/// A job the connector wants queued on a schedule, and how often.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scheduled {
+    pub job: JobRequest,
+    pub every_secs: u32,
+}
+
+/// The jobs to queue on a schedule (WIT `jobs.schedule`).
+pub fn schedule() -> Vec<Scheduled> {
+    vec![Scheduled { job: ReconcileJob::request(), every_secs: ReconcileJob::EVERY_SECS }]
 }

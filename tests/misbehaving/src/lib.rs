@@ -22,9 +22,9 @@ mod wit {
 
 use std::hint::black_box;
 
-use wit::exports::frameio_dam::connector::{bindings, browse, inbound, jobs, oauth, provider};
+use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, inbound, jobs, oauth, provider};
 use wit::frameio_dam::connector::storage;
-use wit::frameio_dam::connector::types::{Error, Property};
+use wit::frameio_dam::connector::types::{Error, JobRequest, Property};
 
 /// Misbehaves as `mode` says; returns for `ok` (and unknown modes).
 fn act(mode: &str) {
@@ -127,7 +127,7 @@ impl bindings::Guest for Misbehaving {
     }
 }
 
-fn reply(status: u16, body: &str, enqueue: Vec<inbound::JobRequest>) -> inbound::Reply {
+fn reply(status: u16, body: &str, enqueue: Vec<JobRequest>) -> inbound::Reply {
     inbound::Reply {
         status,
         headers: vec![("content-type".into(), "application/json".into())],
@@ -140,7 +140,7 @@ impl inbound::Guest for Misbehaving {
     fn handle(req: inbound::Request) -> inbound::Reply {
         let mode = req.path.rsplit('/').next().unwrap_or_default();
         if let Some(kind) = mode.strip_prefix("job-") {
-            let job = inbound::JobRequest { key: format!("{kind}:{}", req.query), kind: kind.into(), payload: Vec::new() };
+            let job = JobRequest { key: format!("{kind}:{}", req.query), kind: kind.into(), payload: Vec::new() };
             return reply(202, "queued", vec![job]);
         }
         act(mode);
@@ -153,7 +153,17 @@ impl jobs::Guest for Misbehaving {
         // Durable at once, so it survives the trap that may follow.
         let _ = storage::set(&format!("attempt/{}/{}", job.key, job.attempt), b"tried");
         act(&job.kind);
-        jobs::Outcome::Done(format!("{} done", job.key))
+        jobs::Outcome::Done(jobs::Finished { summary: format!("{} done", job.key), enqueue: Vec::new() })
+    }
+
+    fn schedule() -> Vec<jobs::ScheduledJob> {
+        Vec::new()
+    }
+}
+
+impl dam_events::Guest for Misbehaving {
+    fn notify(_event: dam_events::Event) -> Result<Vec<JobRequest>, Error> {
+        unsupported()
     }
 }
 

@@ -5,6 +5,10 @@
 //! folder, `version-key` per document), enforced by unique constraints, so a replayed
 //! job step never makes a second document or version.
 
+mod comments;
+
+pub use comments::{Comment, CommentBody};
+
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 
@@ -405,13 +409,13 @@ mod tests {
     use super::*;
     use crate::blobs::BlobInfo;
 
-    struct Fixture {
+    pub(super) struct Fixture {
         _dir: tempfile::TempDir,
         blobs: BlobStore,
-        repo: Repository,
+        pub(super) repo: Repository,
     }
 
-    fn fixture() -> Fixture {
+    pub(super) fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open_in_memory().unwrap();
         let blobs = BlobStore::open(dir.path(), db.clone()).unwrap();
@@ -426,7 +430,7 @@ mod tests {
             self.blobs.commit(&staged).unwrap()
         }
 
-        fn document(&self) -> Document {
+        pub(super) fn document(&self) -> Document {
             let folder = self.repo.create_folder("/Marketing", "Marketing").unwrap();
             self.repo.ensure_document(&folder.id, "asset-1", "Spot.mov").unwrap()
         }

@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 pub use document::{document_key, properties};
 
 use super::bindings::{self, Binding};
+use super::sync::SyncJob;
+use super::sync::links::{self, Link};
 use super::{Context, Flow, Step};
 use crate::error::Result;
 use crate::frameio::model::{File, ItemKind, Original};
@@ -213,6 +215,7 @@ fn on_status(ctx: &Context, binding: &Binding, job: &PushJob, download: Download
             // A host that watches transfers runs the next poll as soon as this one ends.
             wake_on_transfer: Some(download.transfer_key.clone()),
             payload: job.with_stage(Stage::Downloading(Download { polls: download.polls + 1, ..download })).encode(),
+            enqueue: Vec::new(),
         }),
         TransferStatus::Complete(blob) => finish(ctx, binding, job, &download, &blob),
         TransferStatus::Failed(TransferError::HttpStatus(403)) => renew_url(ctx, binding, job, download),
@@ -252,6 +255,10 @@ fn finish(ctx: &Context, binding: &Binding, job: &PushJob, download: &Download, 
     let host = ctx.host;
     let document = host.ensure_document(&binding.folder_id, &download.document_key, &job.title)?;
     let version = host.add_version(&document.id, &job.interaction_id, &blob.id, &download.properties)?;
+    // The file is now followed for comments and status; the sync brings the ones it
+    // already has.
+    let fps = download.properties.iter().find(|(name, _)| name == "frameio.fps").and_then(|(_, v)| v.parse().ok());
+    links::record(host, &Link::new(&job.asset_id, &document.id, binding, fps))?;
     let mut summary = format!("imported as version {} of \"{}\" ({} bytes)", version.number, document.title, blob.size);
     if job.notify {
         let message = Message {
@@ -268,7 +275,7 @@ fn finish(ctx: &Context, binding: &Binding, job: &PushJob, download: &Download, 
             summary.push_str(&format!("; the email could not be sent: {e}"));
         }
     }
-    Ok(Step::Done(summary))
+    Ok(Step::Done { summary, enqueue: vec![SyncJob::request(&job.asset_id, &job.interaction_id)] })
 }
 
 /// A title short enough for a subject line (hosts refuse subjects over 200 characters).

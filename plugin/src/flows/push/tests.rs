@@ -220,7 +220,7 @@ fn import_downloads_then_makes_a_document_with_metadata_and_emails_the_pusher() 
     *s.host.transfers.borrow_mut().get_mut("push:i1#0").unwrap() = blob();
     let members_before = s.calls("member");
     let outcome = s.step(&mut job);
-    assert!(matches!(&outcome, Outcome::Done(s) if s.contains("version 1")), "{outcome:?}");
+    assert!(matches!(&outcome, Outcome::Done { summary: s, .. } if s.contains("version 1")), "{outcome:?}");
     let docs = s.host.documents.borrow();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].title, "a1.mov");
@@ -260,7 +260,7 @@ fn a_version_from_a_stack_is_keyed_by_the_stack_and_a_click_on_the_stack_imports
     let s = setup_for(Generation::V4);
     *s.host.next_transfer.borrow_mut() = blob();
     let mut job = s.push_job("v1");
-    assert!(matches!(s.step(&mut job), Outcome::Done(_)));
+    assert!(matches!(s.step(&mut job), Outcome::Done { .. }));
     assert_eq!(s.host.documents.borrow()[0].external_key, "frameio:vs");
     let (_, form, _) = s.deliver(&s.click_on("vs", "version_stack"));
     let description = form["description"].as_str().unwrap();
@@ -273,7 +273,7 @@ fn a_file_pushed_before_it_was_stacked_keeps_its_document_when_pushed_from_the_s
     let s = setup();
     *s.host.next_transfer.borrow_mut() = blob();
     let mut first = s.push_job("a1");
-    assert!(matches!(s.step(&mut first), Outcome::Done(_)));
+    assert!(matches!(s.step(&mut first), Outcome::Done { .. }));
     // a1 is stacked with a newer file, and the stack is pushed.
     {
         let mut world = s.world.borrow_mut();
@@ -299,7 +299,7 @@ fn a_file_pushed_before_it_was_stacked_keeps_its_document_when_pushed_from_the_s
     let (_, _, mut enqueue) = s.deliver(&submit);
     let request = enqueue.pop().unwrap();
     let mut second = Job { id: "j2".into(), key: request.key, kind: request.kind, payload: request.payload, attempt: 0 };
-    assert!(matches!(s.step(&mut second), Outcome::Done(_)));
+    assert!(matches!(s.step(&mut second), Outcome::Done { .. }));
     let docs = s.host.documents.borrow();
     assert_eq!(docs.len(), 1, "one document: {docs:?}");
     assert_eq!(docs[0].version_count, 2);
@@ -340,7 +340,7 @@ fn a_damaged_download_that_arrives_whole_the_second_time_is_imported() {
     *s.host.next_transfer.borrow_mut() = blob();
     let mut job = s.push_job("a1");
     let outcome = s.step(&mut job);
-    assert!(matches!(&outcome, Outcome::Done(_)), "{outcome:?}");
+    assert!(matches!(&outcome, Outcome::Done { .. }), "{outcome:?}");
     assert_eq!(s.host.versions.borrow().len(), 1);
 }
 
@@ -350,7 +350,7 @@ fn replaying_the_final_step_adds_no_second_version() {
     *s.host.next_transfer.borrow_mut() = blob();
     let job = s.push_job("a1");
     for _ in 0..3 {
-        assert!(matches!(s.run(&job), Outcome::Done(_)));
+        assert!(matches!(s.run(&job), Outcome::Done { .. }));
     }
     assert_eq!(s.host.versions.borrow().len(), 1);
     assert_eq!(s.host.documents.borrow()[0].version_count, 1);

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::frameio::event::{IdRef, WireResource, checked_id, checked_ref, decode, form};
-use crate::frameio::model::{ActionEvent, Generation, ItemKind, Resource};
+use crate::frameio::model::{ActionEvent, Change, ChangeKind, Generation, ItemKind, Resource};
 
 #[derive(Deserialize)]
 struct WireEvent {
@@ -43,5 +43,38 @@ pub fn parse_action(body: &[u8]) -> Result<ActionEvent, String> {
         resource,
         user_id: checked_ref("user.id", wire.user)?,
         form: form(wire.data)?,
+    })
+}
+
+/// A Legacy API webhook delivery: `{"type", "resource": {"type", "id"}, "team": {"id"},
+/// "project": {"id"}, "user": {"id"}}`.
+#[derive(Deserialize)]
+struct WireChange {
+    #[serde(rename = "type")]
+    event: String,
+    resource: WireResource,
+    team: Option<IdRef>,
+    user: Option<IdRef>,
+}
+
+/// Decodes a v2 webhook delivery; the error is the 400 reason.
+pub fn parse_change(body: &[u8]) -> Result<Change, String> {
+    let (wire, object): (WireChange, Map<String, Value>) = decode(body)?;
+    if object.contains_key("account") || object.contains_key("workspace") {
+        return Err("this is a Frame.io V4 event, but the subscription speaks the Legacy API (v2)".into());
+    }
+    let kind = match wire.event.as_str() {
+        "comment.created" | "comment.updated" | "comment.completed" | "comment.uncompleted" => ChangeKind::Comment,
+        "comment.deleted" => ChangeKind::CommentDeleted,
+        "asset.label.updated" => ChangeKind::Status,
+        "asset.ready" => ChangeKind::FileReady,
+        other => ChangeKind::Other(other.to_string()),
+    };
+    Ok(Change {
+        kind,
+        resource_id: checked_id("resource.id", wire.resource.id)?,
+        account_id: None,
+        workspace_id: checked_ref("team.id", wire.team)?,
+        user_id: checked_ref("user.id", wire.user)?,
     })
 }

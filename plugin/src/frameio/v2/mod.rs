@@ -4,11 +4,12 @@
 //! `total-pages` header; the cursor handed to callers is the next page number.
 
 mod event;
+mod reviews;
 mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use event::parse_action;
+pub use event::{parse_action, parse_change};
 
 use crate::error::{Error, FrameioError, Result};
 use crate::host::Method;
@@ -25,7 +26,7 @@ const MAX_PAGE: u32 = 10_000;
 
 /// A v2 client acting for one user.
 pub struct V2<'h> {
-    transport: Transport<'h>,
+    pub(super) transport: Transport<'h>,
     web_url: String,
 }
 
@@ -36,7 +37,7 @@ impl<'h> V2<'h> {
     }
 
     /// One page of `path`. The cursor is a page number from an earlier page.
-    fn page<W: serde::de::DeserializeOwned, T: From<W>>(&self, path: &str, extra: &[(&str, &str)], cursor: Option<&str>) -> Result<Page<T>> {
+    pub(super) fn page<W: serde::de::DeserializeOwned, T: From<W>>(&self, path: &str, extra: &[(&str, &str)], cursor: Option<&str>) -> Result<Page<T>> {
         let page = match cursor {
             None => 1,
             Some(c) => c

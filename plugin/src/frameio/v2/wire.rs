@@ -4,7 +4,8 @@
 
 use serde::Deserialize;
 
-use crate::frameio::model::{Account, Action, File, Item, ItemKind, Original, Project, User, Workspace};
+use crate::frameio::model::{Account, Action, Comment, File, Item, ItemKind, Original, Project, User, Workspace};
+use crate::frameio::time::unix_seconds;
 
 #[derive(Deserialize)]
 pub(super) struct WireUser {
@@ -217,4 +218,60 @@ impl WireMember {
         }
         Some(user)
     }
+}
+
+/// A comment, with its replies nested when the listing includes them.
+#[derive(Deserialize)]
+pub(super) struct WireComment {
+    id: String,
+    asset_id: Option<String>,
+    parent_id: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    /// Frames from 0.
+    timestamp: Option<f64>,
+    duration: Option<f64>,
+    page: Option<u32>,
+    annotation: Option<String>,
+    owner: Option<WireUser>,
+    completed: Option<bool>,
+    completed_at: Option<String>,
+    inserted_at: Option<String>,
+    updated_at: Option<String>,
+    #[serde(default)]
+    pub(super) replies: Vec<WireComment>,
+}
+
+impl WireComment {
+    /// The neutral comment, on `file_id` when the answer does not say.
+    pub(super) fn into_comment(self, file_id: &str) -> Comment {
+        let created_at = self.inserted_at.as_deref().and_then(unix_seconds).unwrap_or(0);
+        Comment {
+            file_id: self.asset_id.unwrap_or_else(|| file_id.to_string()),
+            parent_id: self.parent_id,
+            text: self.text.unwrap_or_default(),
+            author: self.owner.map(User::from).unwrap_or_default(),
+            created_at,
+            updated_at: self.updated_at.as_deref().and_then(unix_seconds).unwrap_or(created_at),
+            frame: self.timestamp.filter(|t| *t >= 0.0).map(|t| t.round() as u64),
+            duration_frames: self.duration.filter(|d| *d > 0.0).map(|d| d.round() as u64),
+            page: self.page,
+            annotation: self.annotation.filter(|a| !a.is_empty()),
+            completed: self.completed.unwrap_or(false) || self.completed_at.is_some(),
+            id: self.id,
+        }
+    }
+}
+
+/// A webhook as created: the secret is only in this answer.
+#[derive(Deserialize)]
+pub(super) struct WireCreatedHook {
+    pub(super) id: String,
+    pub(super) secret: Option<String>,
+}
+
+/// An asset read for its label only.
+#[derive(Deserialize)]
+pub(super) struct WireLabel {
+    pub(super) label: Option<String>,
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::frameio::event::{IdRef, WireResource, checked_id, checked_ref, decode, form};
-use crate::frameio::model::{ActionEvent, Generation, ItemKind, Resource};
+use crate::frameio::model::{ActionEvent, Change, ChangeKind, Generation, ItemKind, Resource};
 
 #[derive(Deserialize)]
 struct WireEvent {
@@ -46,5 +46,43 @@ pub fn parse_action(body: &[u8]) -> Result<ActionEvent, String> {
         resource,
         user_id: checked_ref("user.id", wire.user)?,
         form: form(wire.data)?,
+    })
+}
+
+/// A V4 webhook delivery: `{"type", "resource": {"type", "id"}, "account": {"id"},
+/// "workspace": {"id"}, "project": {"id"}, "user": {"id"}}`.
+#[derive(Deserialize)]
+struct WireChange {
+    #[serde(rename = "type")]
+    event: String,
+    resource: WireResource,
+    account: Option<IdRef>,
+    workspace: Option<IdRef>,
+    user: Option<IdRef>,
+}
+
+/// Decodes a V4 webhook delivery; the error is the 400 reason.
+pub fn parse_change(body: &[u8]) -> Result<Change, String> {
+    let (wire, object): (WireChange, Map<String, Value>) = decode(body)?;
+    let (Some(account), Some(workspace)) = (wire.account, wire.workspace) else {
+        return Err(if object.contains_key("team") {
+            "this is a Legacy API (v2) event, but the subscription speaks Frame.io V4".into()
+        } else {
+            "a Frame.io V4 event names its account and workspace".into()
+        });
+    };
+    let kind = match wire.event.as_str() {
+        "comment.created" | "comment.updated" | "comment.completed" | "comment.uncompleted" => ChangeKind::Comment,
+        "comment.deleted" => ChangeKind::CommentDeleted,
+        event if super::reviews::STATUS_EVENTS.contains(&event) => ChangeKind::Status,
+        "file.ready" | "file.upload.completed" => ChangeKind::FileReady,
+        other => ChangeKind::Other(other.to_string()),
+    };
+    Ok(Change {
+        kind,
+        resource_id: checked_id("resource.id", wire.resource.id)?,
+        account_id: Some(checked_id("account.id", account.id)?),
+        workspace_id: Some(checked_id("workspace.id", workspace.id)?),
+        user_id: checked_ref("user.id", wire.user)?,
     })
 }

@@ -5,11 +5,12 @@
 //! callers is that `after` value.
 
 mod event;
+mod reviews;
 mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use event::parse_action;
+pub use event::{parse_action, parse_change};
 
 use serde::de::DeserializeOwned;
 
@@ -28,7 +29,7 @@ const MAX_CURSOR_BYTES: usize = 1024;
 
 /// A V4 client acting for one user.
 pub struct V4<'h> {
-    transport: Transport<'h>,
+    pub(super) transport: Transport<'h>,
 }
 
 impl<'h> V4<'h> {
@@ -38,7 +39,7 @@ impl<'h> V4<'h> {
     }
 
     /// One page of `path`, each entry converted by `convert`.
-    fn page<W: DeserializeOwned, T>(&self, path: &str, extra: &[(&str, &str)], cursor: Option<&str>, convert: impl Fn(W) -> T) -> Result<Page<T>> {
+    pub(super) fn page<W: DeserializeOwned, T>(&self, path: &str, extra: &[(&str, &str)], cursor: Option<&str>, convert: impl Fn(W) -> T) -> Result<Page<T>> {
         let mut query = extra.to_vec();
         query.push(("page_size", PAGE_SIZE));
         if let Some(after) = cursor {
@@ -52,7 +53,7 @@ impl<'h> V4<'h> {
         Ok(Page { items: list.data.into_iter().map(convert).collect(), next })
     }
 
-    fn in_account(account_id: &str, rest: &str) -> Result<String> {
+    pub(super) fn in_account(account_id: &str, rest: &str) -> Result<String> {
         Ok(format!("/accounts/{}{rest}", segment(account_id)?))
     }
 }

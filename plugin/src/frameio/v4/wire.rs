@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 
-use crate::frameio::model::{Account, Action, File, Item, ItemKind, Original, Project, User, Workspace};
+use crate::frameio::model::{Account, Action, Comment, File, Item, ItemKind, Original, Project, User, Workspace};
+use crate::frameio::time::unix_seconds;
 
 /// `{"data": T}`.
 #[derive(Deserialize)]
@@ -219,4 +220,86 @@ impl From<WireAction> for Action {
 pub(super) struct WireCreatedAction {
     pub(super) id: String,
     pub(super) secret: Option<String>,
+}
+
+/// `CommentWithIncludes`, replies nested with `include=replies`. V4 counts frames from
+/// 1, and its `timestamp` may also be a timecode string (not used by the connector).
+#[derive(Deserialize)]
+pub(super) struct WireComment {
+    id: String,
+    file_id: Option<String>,
+    parent_id: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    timestamp: Option<serde_json::Value>,
+    duration: Option<u64>,
+    page: Option<u32>,
+    annotation: Option<String>,
+    owner: Option<WireUser>,
+    completed_at: Option<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    #[serde(default)]
+    pub(super) replies: Option<Vec<WireComment>>,
+}
+
+impl WireComment {
+    /// The neutral comment, frames from 0, on `file_id` when the answer does not say.
+    pub(super) fn into_comment(self, file_id: &str) -> Comment {
+        let created_at = self.created_at.as_deref().and_then(unix_seconds).unwrap_or(0);
+        let frame = self.timestamp.as_ref().and_then(serde_json::Value::as_u64).filter(|f| *f >= 1).map(|f| f - 1);
+        Comment {
+            file_id: self.file_id.unwrap_or_else(|| file_id.to_string()),
+            parent_id: self.parent_id,
+            text: self.text.unwrap_or_default(),
+            author: self.owner.map(User::from).unwrap_or_default(),
+            created_at,
+            updated_at: self.updated_at.as_deref().and_then(unix_seconds).unwrap_or(created_at),
+            frame,
+            duration_frames: self.duration.filter(|d| *d > 0),
+            page: self.page,
+            annotation: self.annotation.filter(|a| !a.is_empty()),
+            completed: self.completed_at.is_some(),
+            id: self.id,
+        }
+    }
+}
+
+/// `WebhookCreateResponseData`: the webhook and, only here, its secret.
+#[derive(Deserialize)]
+pub(super) struct WireCreatedWebhook {
+    pub(super) id: String,
+    pub(super) secret: Option<String>,
+}
+
+/// `MetadataWithDefinition`: a file's metadata fields.
+#[derive(Deserialize)]
+pub(super) struct WireMetadata {
+    #[serde(default)]
+    pub(super) metadata: Vec<WireMetadataField>,
+}
+
+/// One field of a file's metadata; only select fields matter here.
+#[derive(Deserialize)]
+pub(super) struct WireMetadataField {
+    pub(super) field_definition_id: String,
+    pub(super) field_definition_name: String,
+    pub(super) field_type: String,
+    #[serde(default)]
+    pub(super) field_options: Option<Vec<WireSelectOption>>,
+    #[serde(default)]
+    pub(super) value: Option<serde_json::Value>,
+}
+
+/// A select field's option.
+#[derive(Deserialize)]
+pub(super) struct WireSelectOption {
+    pub(super) id: Option<String>,
+    pub(super) display_name: String,
+}
+
+/// A file read for its project only.
+#[derive(Deserialize)]
+pub(super) struct WireFileProject {
+    pub(super) project_id: String,
 }

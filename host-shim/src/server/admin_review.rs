@@ -1,0 +1,154 @@
+//! The admin API's review routes: a document's comments as a thread, and what a DAM
+//! user does in the DAM's review panel (comment, reply, edit, delete, set the review
+//! status). Each change is stored in the repository first, then told to the
+//! connector through `dam-events.notify`, and the jobs it asks for are queued.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, component_failure, connector_error, error_response};
+use crate::imports::repository::{Comment, RepositoryError};
+use crate::runtime::dam_events::{DamComment, Event, StatusChange};
+
+/// The routes, under `/admin/api`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/api/documents/{id}/comments", get(list).post(add))
+        .route("/admin/api/documents/{id}/status", put(set_status))
+        .route("/admin/api/comments/{id}", put(edit).delete(remove))
+}
+
+/// A document's comments, threaded: replies under their parents.
+pub fn thread(comments: &[Comment]) -> Vec<Value> {
+    fn node(comment: &Comment, all: &[Comment]) -> Value {
+        let replies: Vec<Value> = all.iter().filter(|c| c.parent_id.as_deref() == Some(comment.id.as_str())).map(|c| node(c, all)).collect();
+        let mut value = serde_json::to_value(comment).expect("comments serialise to JSON");
+        value["replies"] = replies.into();
+        value
+    }
+    comments.iter().filter(|c| c.parent_id.is_none()).map(|c| node(c, comments)).collect()
+}
+
+fn repository_failure(e: RepositoryError) -> Response {
+    let status = match e {
+        RepositoryError::NotFound(_) => StatusCode::NOT_FOUND,
+        RepositoryError::Invalid(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error_response(status, e)
+}
+
+async fn list(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.runtime.services().repository.list_comments(&id) {
+        Ok(comments) => Json(json!({ "comments": thread(&comments) })).into_response(),
+        Err(e) => repository_failure(e),
+    }
+}
+
+/// What a DAM user writes.
+#[derive(Deserialize)]
+struct NewComment {
+    user: String,
+    text: String,
+    frame: Option<u64>,
+    parent_id: Option<String>,
+}
+
+async fn add(State(s): State<AppState>, Path(document_id): Path<String>, Json(req): Json<NewComment>) -> Response {
+    let repo = &s.runtime.services().repository;
+    let comment = match repo.add_user_comment(&document_id, req.parent_id.as_deref(), &req.user, &req.text, req.frame) {
+        Ok(comment) => comment,
+        Err(e) => return repository_failure(e),
+    };
+    let event = Event::CommentAdded(dam_comment(&comment, &req.user));
+    tell_connector(&s, &event, StatusCode::CREATED, json!(comment)).await
+}
+
+/// A DAM user's edit.
+#[derive(Deserialize)]
+struct Edit {
+    user: String,
+    text: String,
+    frame: Option<u64>,
+}
+
+async fn edit(State(s): State<AppState>, Path(id): Path<String>, Json(req): Json<Edit>) -> Response {
+    let comment = match s.runtime.services().repository.edit_user_comment(&id, &req.text, req.frame) {
+        Ok(comment) => comment,
+        Err(e) => return repository_failure(e),
+    };
+    let event = Event::CommentEdited(dam_comment(&comment, &req.user));
+    tell_connector(&s, &event, StatusCode::OK, json!(comment)).await
+}
+
+/// Who deletes.
+#[derive(Deserialize)]
+struct Who {
+    user: String,
+}
+
+async fn remove(State(s): State<AppState>, Path(id): Path<String>, Json(req): Json<Who>) -> Response {
+    let comment = match s.runtime.services().repository.remove_user_comment(&id) {
+        Ok(comment) => comment,
+        Err(e) => return repository_failure(e),
+    };
+    let event = Event::CommentDeleted(dam_comment(&comment, &req.user));
+    tell_connector(&s, &event, StatusCode::OK, json!({ "deleted": comment.id })).await
+}
+
+/// A review status change.
+#[derive(Deserialize)]
+struct NewStatus {
+    user: String,
+    status: String,
+}
+
+async fn set_status(State(s): State<AppState>, Path(document_id): Path<String>, Json(req): Json<NewStatus>) -> Response {
+    let event = Event::StatusChanged(StatusChange { document_id: document_id.clone(), user: req.user, status: req.status.clone() });
+    // The connector checks the status first: an unknown one changes nothing.
+    let jobs = match s.runtime.dam_event(&event).await {
+        Ok(Ok(jobs)) => jobs,
+        Ok(Err(e)) => return connector_error(&e),
+        Err(e) => return component_failure("dam-events.notify", &e),
+    };
+    let stored = s.runtime.services().repository.set_document_properties(&document_id, &[("frameio.status".into(), req.status.clone())]);
+    if let Err(e) = stored {
+        return repository_failure(e);
+    }
+    queue(&s, jobs, StatusCode::OK, json!({ "status": req.status }))
+}
+
+fn dam_comment(comment: &Comment, user: &str) -> DamComment {
+    DamComment {
+        document_id: comment.document_id.clone(),
+        comment_id: comment.id.clone(),
+        parent_id: comment.parent_id.clone(),
+        user: user.to_string(),
+        text: comment.body.text.clone(),
+        frame: comment.body.frame,
+    }
+}
+
+/// Tells the connector, queues what it asks for, and answers `body`. The DAM change
+/// is already stored: a connector that refuses the event leaves it in the DAM only.
+async fn tell_connector(s: &AppState, event: &Event, status: StatusCode, body: Value) -> Response {
+    match s.runtime.dam_event(event).await {
+        Ok(Ok(jobs)) => queue(s, jobs, status, body),
+        Ok(Err(e)) => connector_error(&e),
+        Err(e) => component_failure("dam-events.notify", &e),
+    }
+}
+
+fn queue(s: &AppState, jobs: Vec<crate::runtime::JobRequest>, status: StatusCode, body: Value) -> Response {
+    let jobs: Vec<(String, String, Vec<u8>)> = jobs.into_iter().map(|j| (j.key, j.kind, j.payload)).collect();
+    if let Err(e) = s.queue.enqueue_all(&jobs) {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, format!("queueing the sync failed: {e}"));
+    }
+    s.wake.notify_one();
+    (status, Json(body)).into_response()
+}
