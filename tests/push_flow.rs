@@ -193,9 +193,9 @@ async fn a_repeated_submission_imports_once(fx: &Fixture) {
     world.stop().await;
 }
 
-async fn folders_and_unfinished_uploads_are_answered_with_a_message(fx: &Fixture) {
+async fn folders_and_other_projects_files_are_answered_with_a_message(fx: &Fixture) {
     let (world, _dir, bound) = bound_world_on(fx).await;
-    let cases = [(fx.folder, "folder"), (fx.unfinished, "still uploading"), (fx.elsewhere, "another project")];
+    let cases = [(fx.folder, "folder"), (fx.elsewhere, "another project")];
     for (asset, words) in cases {
         let reply = world.control.click(&bound.action_id, asset, Some(fx.pusher)).await.unwrap();
         assert_eq!(reply.status, 200);
@@ -419,7 +419,7 @@ on_both_apis!(
     a_push_lands_as_a_document_with_frameio_metadata_and_an_email,
     pushing_again_or_a_newer_stack_version_adds_versions_never_documents,
     a_repeated_submission_imports_once,
-    folders_and_unfinished_uploads_are_answered_with_a_message,
+    folders_and_other_projects_files_are_answered_with_a_message,
     a_clashing_action_name_is_refused_and_creates_nothing,
     unbinding_deletes_the_action_and_keeps_the_documents,
     an_expired_access_token_is_refreshed_before_use,

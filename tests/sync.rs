@@ -166,7 +166,30 @@ async fn forged_and_unknown_webhook_deliveries_change_nothing(fx: &Fixture) {
     world.stop().await;
 }
 
+async fn a_push_brings_existing_comments_and_an_unfinished_upload_imports_when_it_completes(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
+    world.control.comment(fx.consenting_user, fx.video, json!({"text": "Made before the push"})).await.unwrap();
+    let document = pushed_document(&world, &bound, fx).await;
+    let comments = until_thread(&world, &document, "the comment the file already had", |c| c.len() == 1).await;
+    assert_eq!(comments[0]["text"], "Made before the push");
+
+    let (form, message) = world.push(&bound.action_id, fx.unfinished, fx.pusher, json!({"notify": "no"})).await.unwrap();
+    assert!(form.body["description"].as_str().unwrap().contains("imported when the upload completes"), "{}", form.body);
+    assert_eq!(message.body["title"], "Asset pushed to the DAM");
+    let parked = world.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await.unwrap();
+    assert!(parked.result_text.unwrap_or_default().contains("waiting for Frame.io"));
+    assert_eq!(world.documents(&bound.folder_id).await.unwrap().len(), 1, "nothing imported yet");
+    world.control.complete_upload(fx.unfinished).await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while world.documents(&bound.folder_id).await.unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the completed upload was not imported");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    world.stop().await;
+}
+
 on_both_apis!(
+    a_push_brings_existing_comments_and_an_unfinished_upload_imports_when_it_completes,
     a_reviewers_comment_reply_and_approval_arrive_in_the_dam,
     a_dam_comment_reaches_frameio_once_and_never_echoes,
     forged_and_unknown_webhook_deliveries_change_nothing,

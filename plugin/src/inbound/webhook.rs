@@ -5,9 +5,10 @@
 use serde_json::json;
 
 use super::{Reply, verify_with};
+use crate::flows::push::awaiting;
 use crate::flows::sync::incoming;
 use crate::flows::sync::subscriptions::{self, Subscription};
-use crate::frameio::model::{Change, Generation};
+use crate::frameio::model::{Change, ChangeKind, Generation};
 use crate::frameio::{v2, v4};
 use crate::host::Host;
 
@@ -34,10 +35,18 @@ pub(super) fn deliver(host: &dyn Host, subscription_id: &str, req: &super::Reque
     if subscription.removed_at.is_some() {
         return accepted(Vec::new());
     }
-    match incoming::on_change(host, &change, req.received_at) {
-        Ok(jobs) => accepted(jobs),
-        Err(e) => Reply::error(503, &format!("temporarily unavailable: {e}")),
+    let mut jobs = match incoming::on_change(host, &change, req.received_at) {
+        Ok(jobs) => jobs,
+        Err(e) => return Reply::error(503, &format!("temporarily unavailable: {e}")),
+    };
+    if change.kind == ChangeKind::FileReady {
+        // Pushes accepted while the file was still uploading can import it now.
+        match awaiting::resume_for_file(host, &change.resource_id, req.received_at) {
+            Ok(resumed) => jobs.extend(resumed),
+            Err(e) => return Reply::error(503, &format!("temporarily unavailable: {e}")),
+        }
     }
+    accepted(jobs)
 }
 
 /// Decodes the payload in the subscription's generation.

@@ -4,6 +4,7 @@
 pub mod retry;
 
 use crate::flows::push::PushJob;
+use crate::flows::push::awaiting::ResumeJob;
 use crate::flows::sync::{PostJob, ReconcileJob, SyncJob};
 use crate::flows::{Context, Flow, JobRequest, Step};
 
@@ -38,6 +39,7 @@ pub fn run(ctx: &Context, job: &Job) -> Outcome {
         SyncJob::KIND => run_flow::<SyncJob>(ctx, job),
         PostJob::KIND => run_flow::<PostJob>(ctx, job),
         ReconcileJob::KIND => run_flow::<ReconcileJob>(ctx, job),
+        ResumeJob::KIND => run_flow::<ResumeJob>(ctx, job),
         other => Outcome::Failed(format!("unknown job kind {other:?}")),
     }
 }
@@ -74,5 +76,8 @@ pub struct Scheduled {
 
 /// The jobs to queue on a schedule (WIT `jobs.schedule`).
 pub fn schedule() -> Vec<Scheduled> {
-    vec![Scheduled { job: ReconcileJob::request(), every_secs: ReconcileJob::EVERY_SECS }]
+    vec![
+        Scheduled { job: ReconcileJob::request(), every_secs: ReconcileJob::EVERY_SECS },
+        Scheduled { job: ResumeJob::request(), every_secs: ResumeJob::EVERY_SECS },
+    ]
 }

@@ -112,7 +112,9 @@ fn click(ctx: &Context, binding: &Binding, event: &ActionEvent) -> Response {
             ),
         );
     }
-    if let Err(why) = check_importable(&file) {
+    // A file still uploading is accepted: its import waits for the whole file.
+    let uploading = file.kind == ItemKind::File && file.original == crate::frameio::model::Original::Uploading;
+    if !uploading && let Err(why) = check_importable(&file) {
         return message("This asset cannot be pushed", &why);
     }
     let frameio_user_id = event.user_id.clone().unwrap_or_default();
@@ -167,6 +169,11 @@ fn form(ctx: &Context, api: &dyn FrameioApi, binding: &Binding, file: &File) -> 
             format!("It becomes version {} of \"{}\" in {}.", doc.version_count + 1, doc.title, binding.folder_path),
         ),
         None => (file.name.clone(), format!("It becomes a new document in {}.", binding.folder_path)),
+    };
+    let where_to = if file.original == crate::frameio::model::Original::Uploading {
+        format!("{where_to} Frame.io does not have the whole file yet: it will be imported when the upload completes.")
+    } else {
+        where_to
     };
     Answer::Form {
         title: "Push to the DAM".into(),

@@ -10,6 +10,7 @@
 //! 3. Finish: `ensure-document` keyed by the file's document key and `add-version`
 //!    keyed by the interaction id, then tell the pusher.
 
+pub mod awaiting;
 pub mod conversation;
 mod document;
 #[cfg(test)]
@@ -161,6 +162,10 @@ fn start(ctx: &Context, binding: &Binding, job: &PushJob) -> Result<Step> {
     }
     let api = ctx.api(&binding.user)?;
     let file = api.file(&binding.account_id, &job.asset_id)?;
+    if file.kind == ItemKind::File && file.original == Original::Uploading {
+        awaiting::park(ctx.host, job)?;
+        return Ok(Step::done("waiting for Frame.io to have the whole file: it is imported when the upload completes"));
+    }
     if let Err(why) = check_importable(&file) {
         return Ok(Step::Failed(why));
     }

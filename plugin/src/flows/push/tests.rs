@@ -12,7 +12,7 @@ use crate::fake_host::FakeHost;
 use crate::flows::bindings::{self, BindRequest, Binding};
 use crate::flows::fake_frameio::{World, context, file, world};
 use crate::frameio::model::{Generation, Original};
-use crate::host::{Blob, Recipient, TransferError, TransferStatus};
+use crate::host::{Blob, Host, Recipient, TransferError, TransferStatus};
 use crate::inbound::{self, Request};
 use crate::jobs::{self, Job, Outcome, retry};
 use crate::signature;
@@ -162,10 +162,10 @@ fn click_answers_a_form_with_title_note_and_email_choice() {
 }
 
 #[test]
-fn folders_unfinished_uploads_and_files_without_download_permission_get_a_message_and_no_job() {
+fn folders_and_files_without_download_permission_get_a_message_and_no_job() {
     let s = setup_for(Generation::V4);
     s.world.borrow_mut().files.insert("locked".into(), crate::frameio::model::File { original: Original::Forbidden, ..file("locked", "root") });
-    for (asset, kind, words) in [("fold", "folder", "folder"), ("up", "file", "still uploading"), ("locked", "file", "download permission")] {
+    for (asset, kind, words) in [("fold", "folder", "folder"), ("locked", "file", "download permission")] {
         let (status, reply, enqueue) = s.deliver(&s.click_on(asset, kind));
         assert_eq!(status, 200);
         assert!(reply["description"].as_str().unwrap().contains(words), "{reply}");
@@ -182,7 +182,7 @@ fn an_asset_of_another_project_is_refused_naming_the_bound_project() {
     assert_eq!(reply["title"], "This asset is in another project");
     assert!(reply["description"].as_str().unwrap().contains("\"Spring\""), "{reply}");
     assert!(enqueue.is_empty());
-    assert!(crate::host::Host::storage_list(&s.host, crate::store::INTERACTION).unwrap().is_empty(), "nothing recorded");
+    assert!(s.host.storage_list(crate::store::INTERACTION).unwrap().is_empty(), "nothing recorded");
 }
 
 #[test]
@@ -441,7 +441,34 @@ fn an_event_of_the_other_generation_or_another_workspace_is_refused_and_nothing_
         }
         let (status, reply, _) = s.deliver(&elsewhere);
         assert_eq!((status, reply["error"].as_str()), (400, Some("the event names another workspace")));
-        assert!(crate::host::Host::storage_list(&s.host, crate::store::INTERACTION).unwrap().is_empty());
+        assert!(s.host.storage_list(crate::store::INTERACTION).unwrap().is_empty());
         assert_eq!(s.calls("file"), 0, "Frame.io was not even asked");
     }
+}
+
+#[test]
+fn a_file_still_uploading_is_accepted_parked_and_imported_when_frameio_says_it_is_ready() {
+    let s = setup_for(Generation::V4);
+    let (_, form, _) = s.deliver(&s.click("up"));
+    assert!(form["description"].as_str().unwrap().contains("imported when the upload completes"), "{form}");
+    let mut job = s.push_job("up");
+    let outcome = s.step(&mut job);
+    assert!(matches!(&outcome, Outcome::Done { summary, .. } if summary.contains("waiting for Frame.io")), "{outcome:?}");
+    assert!(s.host.transfers.borrow().is_empty(), "nothing downloaded yet");
+    // The upload completes, and Frame.io says so.
+    s.world.borrow_mut().files.get_mut("up").unwrap().original = Original::Ready { url: "https://s3.example/up".into() };
+    let subscription = s.host.storage_list("subscription/").unwrap()[0].trim_start_matches("subscription/").to_string();
+    let event = json!({"type": "file.ready", "resource": {"type": "file", "id": "up"}, "account": {"id": "acc1"}, "workspace": {"id": "t1"}, "user": {"id": "u7"}});
+    let body = event.to_string().into_bytes();
+    let now = s.host.now.get();
+    let headers = vec![("x-frameio-request-timestamp".into(), now.to_string()), ("x-frameio-signature".into(), signature::sign("hooksec", now, &body))];
+    let req = Request { method: "POST".into(), path: format!("/webhooks/{subscription}"), query: String::new(), headers, body, received_at: now };
+    let reply = inbound::handle_in(&s.host, &req, |host| Ok(context(host, &s.world, Generation::V4)));
+    assert_eq!(reply.status, 200);
+    let resumed = reply.enqueue.iter().find(|j| j.kind == "push").expect("the parked push is resumed");
+    *s.host.next_transfer.borrow_mut() = blob();
+    let mut resumed = Job { id: "j2".into(), key: resumed.key.clone(), kind: resumed.kind.clone(), payload: resumed.payload.clone(), attempt: 0 };
+    assert!(matches!(s.step(&mut resumed), Outcome::Done { summary, .. } if summary.contains("version 1")));
+    assert_eq!(s.host.documents.borrow().len(), 1);
+    assert!(s.host.storage_list("awaiting-upload/").unwrap().is_empty(), "unparked");
 }
