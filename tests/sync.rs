@@ -119,6 +119,16 @@ async fn a_dam_comment_reaches_frameio_once_and_never_echoes(fx: &Fixture) {
     let in_frameio: Vec<Value> = frameio_comments(&world, fx, fx.video).await.into_iter().filter(|c| c["text"] == "Approved for the web cut").collect();
     assert_eq!(in_frameio.len(), 1, "posted once");
 
+    // A reply stays under its parent in the DAM, also on V4, whose API takes no
+    // replies (it reaches Frame.io as a comment of its own there).
+    let reply = json!({"user": "dana", "text": "And the titles", "parent_id": added.body["id"]});
+    assert_eq!(world.admin(Method::POST, &format!("/documents/{document}/comments"), Some(reply)).await.unwrap().status, 201);
+    until_thread(&world, &document, "the reply's key", |c| c[0]["replies"].as_array().is_some_and(|r| r.len() == 1 && r[0]["external_key"].is_string())).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let comments = thread(&world, &document).await;
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0]["replies"][0]["text"], "And the titles");
+
     let status = world.admin(Method::PUT, &format!("/documents/{document}/status"), Some(json!({"user": "dana", "status": "needs-review"}))).await.unwrap();
     assert_eq!(status.status, 200, "{}", status.body);
     let bad = world.admin(Method::PUT, &format!("/documents/{document}/status"), Some(json!({"user": "dana", "status": "rejected"}))).await.unwrap();

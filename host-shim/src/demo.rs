@@ -135,7 +135,19 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     let refused = w.control.click(&action_id, fx.elsewhere, Some(fx.pusher)).await?;
     detail(format!("{}: {}", refused.body["title"], refused.body["description"]));
 
-    step(11, "Dana unbinds the folder: the custom action is deleted, documents stay");
+    review(w, &doc_id).await?;
+
+    step(13, "A file still uploading is accepted, and imported when Frame.io has the whole file");
+    let (form, _) = w.push(&action_id, fx.unfinished, fx.pusher, json!({ "notify": "no" })).await?;
+    detail(format!("the form says: {}", form.body["description"]));
+    let parked = w.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await?;
+    detail(format!("the push job: {}", parked.result_text.unwrap_or_default()));
+    w.control.complete_upload(fx.unfinished).await?;
+    let before = w.documents(&folder_id).await?.len();
+    wait_until("the completed upload's import", || async { Ok(w.documents(&folder_id).await?.len() > before) }).await?;
+    detail("the upload completed in Frame.io; its webhook resumed the push, and the file is a document now");
+
+    step(14, "Dana unbinds the folder: the custom action is deleted, documents stay");
     let binding_id = bound.body["id"].as_str().context("binding id")?;
     w.admin(reqwest::Method::DELETE, &format!("/bindings/{binding_id}"), None).await?;
     if w.control.click(&action_id, fx.video, Some(fx.pusher)).await.is_err() {
@@ -144,12 +156,80 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     let late = w.control.late_click(&action_id, fx.video, Some(fx.pusher)).await?;
     detail(format!("a delivery already under way is answered: {}: {}", late.body["title"], late.body["description"]));
 
-    step(12, "The bound folder at the end");
+    step(15, "The bound folder at the end");
     for doc in w.documents(&folder_id).await? {
         let id = doc["id"].as_str().unwrap_or_default().to_string();
         show_document(w, &id, false).await?;
     }
     println!("\nDemo complete.");
+    Ok(())
+}
+
+/// A reviewer's timecoded, annotated comment and approval arrive in the DAM; a DAM
+/// user's reply reaches Frame.io, once.
+async fn review(w: &World, doc_id: &str) -> anyhow::Result<()> {
+    let fx = w.fixture;
+    step(11, "A reviewer comments on the video in Frame.io at 00:00:02:00, with a drawing, and approves it");
+    let frame_on_wire = if fx.api == Generation::V2 { 48 } else { 49 };
+    let annotation = r##"[{"tool":"arrow","points":[[0.2,0.4],[0.6,0.4]],"color":"#e02020"}]"##;
+    let note = json!({ "text": "Warm up the skin tones here", "timestamp": frame_on_wire, "annotation": annotation });
+    w.control.comment(fx.consenting_user, fx.video, note).await?;
+    w.control.review(fx.video, fx.consenting_user, "approved").await?;
+    let started = Instant::now();
+    wait_until("the reviewer's comment and approval", || async {
+        let doc = w.document(doc_id).await?;
+        Ok(doc["status"] == "approved" && doc["comments"].as_array().is_some_and(|c| !c.is_empty()))
+    })
+    .await?;
+    detail(format!("signed webhooks delivered, the document converged in {} ms:", started.elapsed().as_millis()));
+    show_comments(w, doc_id).await?;
+
+    step(12, "Dana replies in the DAM; the reply reaches Frame.io, and its echo changes nothing");
+    let comments = w.document(doc_id).await?["comments"].clone();
+    let parent = comments[0]["id"].as_str().context("comment id")?.to_string();
+    let reply = json!({ "user": "dana", "text": "Graded, new version tomorrow", "parent_id": parent });
+    w.admin(reqwest::Method::POST, &format!("/documents/{doc_id}/comments"), Some(reply)).await?;
+    wait_until("the reply's round trip", || async {
+        let doc = w.document(doc_id).await?;
+        Ok(doc["comments"][0]["replies"].as_array().is_some_and(|r| r.first().is_some_and(|c| c["external_key"].is_string())))
+    })
+    .await?;
+    let listed = w.document(doc_id).await?["comments"].clone();
+    let count = |c: &serde_json::Value| 1 + c["replies"].as_array().map_or(0, |r| r.len());
+    let total: usize = listed.as_array().into_iter().flatten().map(count).sum();
+    detail(format!("posted to Frame.io as {}; the DAM holds {total} comments, no echo", listed[0]["replies"][0]["external_key"]));
+    Ok(())
+}
+
+async fn show_comments(w: &World, doc_id: &str) -> anyhow::Result<()> {
+    let doc = w.document(doc_id).await?;
+    for c in doc["comments"].as_array().into_iter().flatten() {
+        detail(format!(
+            "  comment by {} at {} (frame {}): \"{}\"{}",
+            c["author"].as_str().unwrap_or(""),
+            c["timecode"].as_str().unwrap_or("-"),
+            c["frame"],
+            c["text"].as_str().unwrap_or(""),
+            if c["annotation"].is_string() { ", with its drawing" } else { "" }
+        ));
+    }
+    detail(format!("  review status: {}", doc["status"].as_str().unwrap_or("none")));
+    Ok(())
+}
+
+/// Polls `check` until it holds, at most [`JOB_TIMEOUT`].
+async fn wait_until<F, Fut>(what: &str, check: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    while !check().await? {
+        if Instant::now() > deadline {
+            bail!("{what} did not happen within {JOB_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
 

@@ -167,11 +167,15 @@ fn converge(ctx: &Context, link: &Link) -> Result<Step> {
         .into_iter()
         .filter_map(|c| c.external_key.clone().map(|key| (key, c)))
         .collect();
+    let key_of_id: BTreeMap<&str, &str> = existing.iter().map(|(key, c)| (c.id.as_str(), key.as_str())).collect();
     let mut written = 0;
     let mut seen = BTreeSet::new();
     for comment in &comments {
         let key = links::comment_key(&comment.id);
-        let parent_key = comment.parent_id.as_deref().map(links::comment_key);
+        // A DAM reply that went to an API without replies (V4) came back as a comment
+        // of its own: it stays under its parent in the DAM.
+        let kept_parent = || existing.get(&key)?.parent_id.as_deref().and_then(|id| key_of_id.get(id)).map(|k| k.to_string());
+        let parent_key = comment.parent_id.as_deref().map(links::comment_key).or_else(kept_parent);
         let body = body_of(comment, link.fps);
         seen.insert(key.clone());
         links::remember_comment(ctx.host, &comment.id, &link.file_id)?;
