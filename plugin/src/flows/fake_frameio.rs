@@ -32,6 +32,8 @@ pub struct World {
     pub statuses: BTreeMap<String, ReviewStatus>,
     /// Webhooks by id: workspace and URL.
     pub webhooks: BTreeMap<String, (String, String)>,
+    /// Webhooks Frame.io paused.
+    pub paused: Vec<String>,
 }
 
 /// A client of the shared world.
@@ -211,6 +213,18 @@ impl Webhooks for FakeFrameio {
     fn delete_webhook(&self, _account_id: &str, webhook_id: &str) -> Result<()> {
         self.call(format!("delete_webhook {webhook_id}"))?;
         self.0.borrow_mut().webhooks.remove(webhook_id);
+        Ok(())
+    }
+
+    fn webhook_active(&self, _account_id: &str, webhook_id: &str) -> Result<Option<bool>> {
+        self.call(format!("webhook_active {webhook_id}"))?;
+        let world = self.0.borrow();
+        Ok(world.webhooks.contains_key(webhook_id).then(|| !world.paused.iter().any(|p| p == webhook_id)))
+    }
+
+    fn activate_webhook(&self, _account_id: &str, webhook_id: &str) -> Result<()> {
+        self.call(format!("activate_webhook {webhook_id}"))?;
+        self.0.borrow_mut().paused.retain(|p| p != webhook_id);
         Ok(())
     }
 }

@@ -106,6 +106,10 @@ pub trait Webhooks {
     fn create_webhook(&self, account_id: &str, workspace_id: &str, name: &str, url: &str) -> Result<CreatedWebhook>;
     /// Deletes a subscription. Deleting one that is already gone succeeds.
     fn delete_webhook(&self, account_id: &str, webhook_id: &str) -> Result<()>;
+    /// Whether a subscription is active; `None` when it is gone.
+    fn webhook_active(&self, account_id: &str, webhook_id: &str) -> Result<Option<bool>>;
+    /// Turns a paused subscription back on.
+    fn activate_webhook(&self, account_id: &str, webhook_id: &str) -> Result<()>;
 }
 
 /// Everything the flows ask of Frame.io, on behalf of one connected user.

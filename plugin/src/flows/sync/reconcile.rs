@@ -35,12 +35,16 @@ impl Flow for ReconcileJob {
         if let Some(count) = self.queued {
             return Ok(Step::done(format!("queued the sync of {count} linked files")));
         }
+        // A webhook Frame.io paused or lost is mended first, so that what follows
+        // is delivered again.
+        let mended = super::subscriptions::heal(ctx)?;
         let run = ctx.host.now();
         let enqueue: Vec<JobRequest> =
             links::files(ctx.host)?.iter().map(|file_id| SyncJob::request(file_id, &format!("reconcile-{run}"))).collect();
         let count = enqueue.len();
         let payload = serde_json::to_vec(&ReconcileJob { queued: Some(count) }).expect("reconcile jobs serialise to JSON");
-        Ok(Step::Next { delay_ms: 0, payload, status: format!("queueing {count} syncs"), wake_on_transfer: None, enqueue })
+        let status = format!("queueing {count} syncs; {mended} webhooks mended");
+        Ok(Step::Next { delay_ms: 0, payload, status, wake_on_transfer: None, enqueue })
     }
 
     fn failed(&self, _ctx: &Context, _why: &str) {}

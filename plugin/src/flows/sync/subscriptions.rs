@@ -145,3 +145,44 @@ pub fn release(ctx: &Context, binding: &Binding) -> Result<()> {
     store::save(ctx.host, &key(&subscription.id), &subscription)?;
     Ok(())
 }
+
+/// Checks every live subscription's webhook: one Frame.io paused is turned back on,
+/// one that is gone is made again under the same URL (its new secret first, the old
+/// ones kept for deliveries already under way). One that cannot be checked (its
+/// owner's connection is gone, Frame.io is down) is left for the next run. Returns
+/// how many were mended.
+pub fn heal(ctx: &Context) -> Result<usize> {
+    let mut mended = 0;
+    for key in ctx.host.storage_list(SUBSCRIPTION)? {
+        let Some(stored) = store::load::<Subscription>(ctx.host, &key)? else { continue };
+        if stored.value.removed_at.is_some() {
+            continue;
+        }
+        match mend(ctx, &key, stored.value) {
+            Ok(true) => mended += 1,
+            Ok(false) | Err(_) => {}
+        }
+    }
+    Ok(mended)
+}
+
+/// Mends one subscription's webhook; whether it needed it.
+fn mend(ctx: &Context, key: &str, subscription: Subscription) -> Result<bool> {
+    let api = ctx.api(&subscription.user)?;
+    match api.webhook_active(&subscription.account_id, &subscription.webhook_id)? {
+        Some(true) => Ok(false),
+        Some(false) => {
+            api.activate_webhook(&subscription.account_id, &subscription.webhook_id)?;
+            Ok(true)
+        }
+        None => {
+            let url = format!("{}/webhooks/{}", ctx.settings.public_url, subscription.id);
+            let name = format!("DAM sync ({})", subscription.workspace_id);
+            let created = api.create_webhook(&subscription.account_id, &subscription.workspace_id, &name, &url)?;
+            let mut secrets = vec![created.secret];
+            secrets.extend(subscription.secrets.iter().take(2).cloned());
+            store::save(ctx.host, key, &Subscription { webhook_id: created.id, secrets, ..subscription })?;
+            Ok(true)
+        }
+    }
+}

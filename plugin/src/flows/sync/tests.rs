@@ -250,3 +250,17 @@ fn a_post_for_a_document_no_longer_linked_ends_quietly() {
     let job = PostJob { event: DamEvent::StatusChanged { document_id: "d".into(), user: "u".into(), status: "approved".into() } };
     assert!(matches!(job.step(&ctx), Ok(Step::Done { .. })));
 }
+
+#[test]
+fn the_reconcile_turns_a_paused_webhook_back_on_and_remakes_a_lost_one() {
+    let s = setup();
+    s.world.borrow_mut().paused.push("wh1".into());
+    s.run(&ReconcileJob::request());
+    assert!(s.world.borrow().paused.is_empty(), "re-enabled");
+    s.world.borrow_mut().webhooks.clear();
+    s.run(&ReconcileJob::request());
+    let world = s.world.borrow();
+    assert_eq!(world.webhooks.len(), 1, "remade");
+    let (_, url) = world.webhooks.values().next().unwrap();
+    assert!(url.contains("/webhooks/s"), "under the same subscription URL: {url}");
+}

@@ -7,7 +7,7 @@ use crate::frameio::{Reviews, Webhooks, segment};
 use crate::host::Method;
 
 use super::V2;
-use super::wire::{WireComment, WireCreatedHook, WireLabel};
+use super::wire::{WireComment, WireCreatedHook, WireHookState, WireLabel};
 
 /// The events a connector's webhook follows on the Legacy API.
 pub const EVENTS: [&str; 7] = [
@@ -131,5 +131,18 @@ impl Webhooks for V2<'_> {
             Err(Error::Frameio(e)) if e.status == 404 => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    fn webhook_active(&self, _account_id: &str, webhook_id: &str) -> Result<Option<bool>> {
+        match self.transport.get::<WireHookState>(&format!("/hooks/{}", segment(webhook_id)?)) {
+            Ok(hook) => Ok(Some(hook.active.unwrap_or(true) && hook.deleted_at.is_none())),
+            Err(Error::Frameio(e)) if e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn activate_webhook(&self, _account_id: &str, webhook_id: &str) -> Result<()> {
+        let body = serde_json::json!({ "active": true });
+        self.transport.send(Method::Put, &format!("/hooks/{}", segment(webhook_id)?), Some(&body)).map(|_| ())
     }
 }

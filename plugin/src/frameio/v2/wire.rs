@@ -275,3 +275,10 @@ pub(super) struct WireCreatedHook {
 pub(super) struct WireLabel {
     pub(super) label: Option<String>,
 }
+
+/// A webhook read for its state.
+#[derive(Deserialize)]
+pub(super) struct WireHookState {
+    pub(super) active: Option<bool>,
+    pub(super) deleted_at: Option<String>,
+}

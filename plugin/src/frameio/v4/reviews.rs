@@ -15,7 +15,7 @@ use crate::frameio::{Reviews, Webhooks, collect_all, segment};
 use crate::host::Method;
 
 use super::V4;
-use super::wire::{Data, WireComment, WireCreatedWebhook, WireFileProject, WireMetadata, WireMetadataField};
+use super::wire::{Data, WireComment, WireCreatedWebhook, WireFileProject, WireMetadata, WireMetadataField, WireWebhookState};
 
 /// The events a connector's webhook follows on V4 that are about review status.
 pub const STATUS_EVENTS: [&str; 1] = ["metadata.value.updated"];
@@ -163,6 +163,20 @@ impl Webhooks for V4<'_> {
                 Err(Error::Frameio(FrameioError::new(resp.status, "Frame.io created the webhook without a signing secret")))
             }
         }
+    }
+
+    fn webhook_active(&self, account_id: &str, webhook_id: &str) -> Result<Option<bool>> {
+        let path = Self::in_account(account_id, &format!("/webhooks/{}", segment(webhook_id)?))?;
+        match self.transport.get::<Data<WireWebhookState>>(&path) {
+            Ok(hook) => Ok(Some(hook.data.active.unwrap_or(true))),
+            Err(Error::Frameio(e)) if e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn activate_webhook(&self, account_id: &str, webhook_id: &str) -> Result<()> {
+        let path = Self::in_account(account_id, &format!("/webhooks/{}", segment(webhook_id)?))?;
+        self.transport.send(Method::Patch, &path, Some(&json!({ "data": { "active": true } }))).map(|_| ())
     }
 
     /// Show, update and delete are scoped by account alone.

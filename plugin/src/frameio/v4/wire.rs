@@ -303,3 +303,9 @@ pub(super) struct WireSelectOption {
 pub(super) struct WireFileProject {
     pub(super) project_id: String,
 }
+
+/// A webhook read for its state (`Webhook.active`).
+#[derive(Deserialize)]
+pub(super) struct WireWebhookState {
+    pub(super) active: Option<bool>,
+}
