@@ -55,6 +55,12 @@ enum Command {
         /// per-source limit off and on.
         #[arg(long)]
         only_flood: bool,
+        /// Only comment sync latency, both ways, on both API generations.
+        #[arg(long)]
+        only_sync: bool,
+        /// Comments timed each way by the sync latency benchmark.
+        #[arg(long, default_value_t = 1000)]
+        sync_comments: usize,
     },
     /// Show a host's transfers as progress bars until none is running.
     Transfers {
@@ -115,9 +121,17 @@ async fn main() -> anyhow::Result<()> {
             };
             host_shim::progress::watch(&admin, &token, follow).await
         }
-        Command::Bench { component, work_dir, sizes, no_peers, only_inbound, only_flood } => {
-            let options =
-                host_shim::bench::BenchOptions { component, work_dir, sizes_mib: sizes, peers: !no_peers, only_inbound, only_flood };
+        Command::Bench { component, work_dir, sizes, no_peers, only_inbound, only_flood, only_sync, sync_comments } => {
+            let options = host_shim::bench::BenchOptions {
+                component,
+                work_dir,
+                sizes_mib: sizes,
+                peers: !no_peers,
+                only_inbound,
+                only_flood,
+                only_sync,
+                sync_comments,
+            };
             host_shim::bench::run(options).await
         }
         Command::Sim { seed, listen } => {

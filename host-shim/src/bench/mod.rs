@@ -10,6 +10,7 @@
 mod flood;
 mod inbound;
 mod peers;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,6 +35,10 @@ pub struct BenchOptions {
     pub only_inbound: bool,
     /// Measure only good clicks during a flood of bad signatures.
     pub only_flood: bool,
+    /// Measure only comment sync latency, both ways.
+    pub only_sync: bool,
+    /// Comments timed each way by the sync latency benchmark.
+    pub sync_comments: usize,
 }
 
 /// One size's figures.
@@ -52,6 +57,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.work_dir)?;
     let work = std::fs::canonicalize(&options.work_dir)?;
     let component = std::fs::canonicalize(&options.component).context("the component (build it with `cargo xtask build`)")?;
+    if options.only_sync {
+        let figures = sync::measure(&component, &work, options.sync_comments).await?;
+        sync::print(&figures);
+        return Ok(());
+    }
     if options.only_flood {
         let flood = flooded_clicks(&component, &work).await?;
         flood::print(&flood);
