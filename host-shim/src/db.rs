@@ -155,6 +155,33 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX comments_key ON comments (document_id, external_key) WHERE external_key IS NOT NULL;
     CREATE INDEX comments_document ON comments (document_id, created_at);
     "#,
+    // 5: renditions the DAM made of a version besides its master (a proxy).
+    r#"
+    CREATE TABLE renditions (
+        version_id TEXT NOT NULL REFERENCES versions(id),
+        kind       TEXT NOT NULL,
+        blob_id    TEXT NOT NULL REFERENCES blobs(id),
+        media_type TEXT NOT NULL,
+        PRIMARY KEY (version_id, kind)
+    ) WITHOUT ROWID;
+    "#,
+    // 6: uploads. A transfer is a download (a URL into a new blob) or an upload (a
+    // blob to presigned part URLs); an upload's `blob_id` is its source from the
+    // start, and its `url` is empty, as each part has its own. Every part is a row,
+    // `done` once the part's URL accepted it, so a restarted host sends only the
+    // others. Parts go with their transfer when the retention sweep deletes it.
+    r#"
+    ALTER TABLE transfers ADD COLUMN kind TEXT NOT NULL DEFAULT 'download' CHECK (kind IN ('download', 'upload'));
+    CREATE TABLE transfer_parts (
+        transfer_key TEXT NOT NULL REFERENCES transfers(key) ON DELETE CASCADE,
+        number       INTEGER NOT NULL,
+        first_byte   INTEGER NOT NULL,
+        size         INTEGER NOT NULL,
+        url          TEXT NOT NULL,
+        done         INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (transfer_key, number)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The shared database handle. Cloning is cheap: clones share one connection.
@@ -345,6 +372,8 @@ mod tests {
             .with(|c| c.query_row("SELECT resume_from, validator FROM transfers WHERE key = 'k'", [], |r| Ok((r.get(0)?, r.get(1)?))))
             .unwrap();
         assert_eq!(row, (0, None), "a transfer from before checkpoints has none");
+        let kind: String = db.with(|c| c.query_row("SELECT kind FROM transfers WHERE key = 'k'", [], |r| r.get(0))).unwrap();
+        assert_eq!(kind, "download", "a transfer from before uploads is a download");
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub struct FakeHost {
     /// Properties set on documents, by document id.
     pub properties: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
     pub comments: RefCell<Vec<Comment>>,
+    /// Renditions by document: what `renditions` answers for any version.
+    pub renditions: RefCell<BTreeMap<String, Vec<Rendition>>>,
+    /// Uploads started, by key.
+    pub uploads: RefCell<BTreeMap<String, UploadRequest>>,
     pub sent: RefCell<Vec<Message>>,
     pub requests: RefCell<Vec<HttpRequest>>,
     pub transfers: RefCell<BTreeMap<String, TransferStatus>>,
@@ -52,6 +56,8 @@ impl FakeHost {
             versions: RefCell::default(),
             properties: RefCell::default(),
             comments: RefCell::default(),
+            renditions: RefCell::default(),
+            uploads: RefCell::default(),
             sent: RefCell::default(),
             requests: RefCell::default(),
             transfers: RefCell::default(),
@@ -182,6 +188,14 @@ impl Host for FakeHost {
         Ok(version)
     }
 
+    fn get_document(&self, id: &str) -> HostResult<Document> {
+        self.documents.borrow().iter().find(|d| d.id == id).cloned().ok_or(HostError::NotFound(id.into()))
+    }
+
+    fn renditions(&self, document_id: &str, _number: u32) -> HostResult<Vec<Rendition>> {
+        self.renditions.borrow().get(document_id).cloned().ok_or(HostError::NotFound(document_id.into()))
+    }
+
     fn set_properties(&self, document_id: &str, properties: &[(String, String)]) -> HostResult<()> {
         if !self.documents.borrow().iter().any(|d| d.id == document_id) {
             return Err(HostError::NotFound(document_id.into()));
@@ -243,6 +257,13 @@ impl Host for FakeHost {
         let mut transfers = self.transfers.borrow_mut();
         let status = transfers.entry(req.key).or_insert_with(|| self.next_transfer.borrow().clone());
         Ok(status.clone())
+    }
+
+    fn start_upload(&self, req: UploadRequest) -> Result<TransferStatus, TransferError> {
+        let mut transfers = self.transfers.borrow_mut();
+        let status = transfers.entry(req.key.clone()).or_insert_with(|| self.next_transfer.borrow().clone()).clone();
+        self.uploads.borrow_mut().entry(req.key.clone()).or_insert(req);
+        Ok(status)
     }
 
     fn transfer_status(&self, key: &str) -> Result<Option<TransferStatus>, TransferError> {

@@ -2,6 +2,7 @@
 //! the connector's logic. Only type conversions live here.
 
 use crate::error::Error;
+use crate::flows::review;
 use crate::flows::sync::outgoing;
 use crate::flows::{Context, bindings, browse};
 use crate::frameio::model::{self, ItemKind, Page};
@@ -165,6 +166,27 @@ impl Host for WitHost {
         Ok(host::Version { id: v.id, document_id: v.document_id, number: v.number, blob_id: v.blob_id, size: v.size })
     }
 
+    fn get_document(&self, id: &str) -> HostResult<host::Document> {
+        repository::get_document(id).map(document).map_err(repository_error)
+    }
+
+    fn renditions(&self, document_id: &str, number: u32) -> HostResult<Vec<host::Rendition>> {
+        let renditions = repository::renditions(document_id, number).map_err(repository_error)?;
+        Ok(renditions
+            .into_iter()
+            .map(|r| host::Rendition {
+                kind: match r.kind {
+                    repository::RenditionKind::Master => host::RenditionKind::Master,
+                    repository::RenditionKind::Proxy => host::RenditionKind::Proxy,
+                },
+                blob_id: r.blob_id,
+                size: r.size,
+                media_type: r.media_type,
+                file_name: r.file_name,
+            })
+            .collect())
+    }
+
     fn set_properties(&self, document_id: &str, props: &[(String, String)]) -> HostResult<()> {
         repository::set_properties(document_id, &properties(props)).map_err(repository_error)
     }
@@ -219,6 +241,16 @@ impl Host for WitHost {
             expected_xxhash64: req.expected_xxhash64,
         };
         transfer::start_download(&request).map(transfer_status).map_err(transfer_error)
+    }
+
+    fn start_upload(&self, req: host::UploadRequest) -> Result<host::TransferStatus, host::TransferError> {
+        let request = transfer::UploadRequest {
+            key: req.key,
+            blob_id: req.blob_id,
+            parts: req.parts.into_iter().map(|p| transfer::UploadPart { url: p.url, size: p.size }).collect(),
+            headers: req.headers,
+        };
+        transfer::start_upload(&request).map(transfer_status).map_err(transfer_error)
     }
 
     fn transfer_status(&self, key: &str) -> Result<Option<host::TransferStatus>, host::TransferError> {
@@ -467,6 +499,45 @@ impl exports::jobs::Guest for Connector {
             .into_iter()
             .map(|s| exports::jobs::ScheduledJob { job: job_requests(vec![s.job]).remove(0), every_secs: s.every_secs })
             .collect()
+    }
+}
+
+impl exports::review::Guest for Connector {
+    fn capabilities() -> Result<exports::review::ReviewCapabilities, types::Error> {
+        let settings = settings::load(&WitHost).map_err(wit_error)?;
+        let c = review::capabilities(settings.api);
+        Ok(exports::review::ReviewCapabilities {
+            password: c.password,
+            expiry: c.expiry,
+            invites: c.invites,
+            watermark: c.watermark,
+            watermark_note: c.watermark_note.into(),
+        })
+    }
+
+    fn send(req: exports::review::ReviewRequest) -> Result<exports::review::ReviewTicket, types::Error> {
+        use exports::review::Destination;
+        let request = review::ReviewRequest {
+            user: req.user,
+            document_id: req.document_id,
+            version: req.version,
+            destination: match req.destination {
+                Destination::Binding(id) => review::Destination::Binding(id),
+                Destination::Structure(id) => review::Destination::Structure(id),
+            },
+            reviewers: req.reviewers,
+            description: req.description,
+            expires_at: req.expires_at,
+            password: req.password,
+            rendition: match req.rendition {
+                repository::RenditionKind::Master => host::RenditionKind::Master,
+                repository::RenditionKind::Proxy => host::RenditionKind::Proxy,
+            },
+            allow_download: req.allow_download,
+            watermark: req.watermark,
+        };
+        let job = with_context(|ctx| review::send(ctx, request)).map_err(wit_error)?;
+        Ok(exports::review::ReviewTicket { job: job_requests(vec![job]).remove(0) })
     }
 }
 

@@ -145,6 +145,48 @@ pub struct DownloadRequest {
     pub expected_xxhash64: Option<String>,
 }
 
+/// One part of an upload (WIT `transfer.upload-part`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadPart {
+    pub url: String,
+    pub size: u64,
+}
+
+/// What to upload (WIT `transfer.upload-request`). Part URLs are presigned, so
+/// `Debug` shows how many there are, not the URLs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadRequest {
+    pub key: String,
+    pub blob_id: String,
+    pub parts: Vec<UploadPart>,
+    pub headers: Vec<Header>,
+}
+
+impl fmt::Debug for UploadRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadRequest").field("key", &self.key).field("blob_id", &self.blob_id).field("parts", &self.parts.len()).finish()
+    }
+}
+
+/// What a rendition is (WIT `repository.rendition-kind`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenditionKind {
+    #[default]
+    Master,
+    Proxy,
+}
+
+/// One rendition of a version (WIT `repository.rendition`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendition {
+    pub kind: RenditionKind,
+    pub blob_id: String,
+    pub size: u64,
+    pub media_type: String,
+    pub file_name: String,
+}
+
 /// A complete, verified blob (WIT `transfer.blob`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blob {
@@ -239,6 +281,8 @@ pub trait Host {
         properties: &[(String, String)],
     ) -> HostResult<Version>;
 
+    fn get_document(&self, id: &str) -> HostResult<Document>;
+    fn renditions(&self, document_id: &str, number: u32) -> HostResult<Vec<Rendition>>;
     fn set_properties(&self, document_id: &str, properties: &[(String, String)]) -> HostResult<()>;
     fn put_comment(&self, document_id: &str, external_key: &str, parent_key: Option<&str>, body: &CommentBody) -> HostResult<Comment>;
     fn set_comment_key(&self, comment_id: &str, external_key: &str) -> HostResult<()>;
@@ -250,6 +294,7 @@ pub trait Host {
 
     // transfer
     fn start_download(&self, req: DownloadRequest) -> Result<TransferStatus, TransferError>;
+    fn start_upload(&self, req: UploadRequest) -> Result<TransferStatus, TransferError>;
     fn transfer_status(&self, key: &str) -> Result<Option<TransferStatus>, TransferError>;
 
     // What a wasm32-wasip2 std build gets from WASI: the clock and randomness.

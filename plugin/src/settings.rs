@@ -119,6 +119,18 @@ pub struct Settings {
     pub public_url: String,
     pub scopes: Vec<String>,
     pub use_pkce: bool,
+    /// How a document's folder path names the show and episode it is sent to
+    /// review under (`/{show}/{episode}`, or with fixed segments before them).
+    #[serde(default = "default_structure")]
+    pub structure: String,
+}
+
+/// The automatic project structure when none is set: the first folder names the
+/// show, the one inside it the episode.
+pub const DEFAULT_STRUCTURE: &str = "/{show}/{episode}";
+
+fn default_structure() -> String {
+    DEFAULT_STRUCTURE.to_string()
 }
 
 impl fmt::Debug for Settings {
@@ -184,6 +196,13 @@ pub fn describe() -> Descriptor {
                 Some(v2.scopes),
             ),
             text_field("use-pkce", "Uses PKCE", "true if the app signs in with PKCE (always on V4).", false, Some(v2.use_pkce)),
+            text_field(
+                "structure",
+                "Review structure",
+                "Where sends for review go when no project is chosen: the document's folder path, with {show} naming the Frame.io project and {episode} the folder in it (for example /Shows/{show}/{episode}).",
+                false,
+                Some(DEFAULT_STRUCTURE),
+            ),
         ],
         presets: [Generation::V2, Generation::V4]
             .into_iter()
@@ -239,6 +258,7 @@ pub fn parse(form: &[(String, String)]) -> Result<Settings> {
         public_url: checked_url("public-url", &get("public-url"))?.trim_end_matches('/').to_string(),
         scopes: checked_scopes(api, &get("scopes"))?,
         use_pkce,
+        structure: checked_structure(&get("structure"))?,
     })
 }
 
@@ -287,6 +307,23 @@ fn checked_url(field: &str, raw: &str) -> Result<String> {
         return Err(invalid(field, "may not carry a query, fragment or credentials"));
     }
     Ok(raw.to_string())
+}
+
+/// A structure pattern: absolute, with `{show}` before `{episode}`, each once and as
+/// whole segments.
+fn checked_structure(raw: &str) -> Result<String> {
+    let segments: Vec<&str> = raw.trim_end_matches('/').split('/').skip(1).collect();
+    let show = segments.iter().position(|s| *s == "{show}");
+    let episode = segments.iter().position(|s| *s == "{episode}");
+    let well_formed = raw.starts_with('/')
+        && matches!((show, episode), (Some(s), Some(e)) if s < e)
+        && segments.iter().all(|s| !s.is_empty() && (s.starts_with('{') == s.ends_with('}')))
+        && raw.matches("{show}").count() == 1
+        && raw.matches("{episode}").count() == 1;
+    if !well_formed {
+        return Err(invalid("structure", "must be a folder path with {show} before {episode}, as whole segments (for example /{show}/{episode})"));
+    }
+    Ok(raw.trim_end_matches('/').to_string())
 }
 
 /// Whether `scope` belongs to the Legacy API's vocabulary (`offline`, `asset.read`...).
@@ -405,6 +442,8 @@ mod tests {
             (vec![("use-pkce", "yes")], "use-pkce"),
             (vec![("api", "v3")], "api"),
             (vec![("api", "v4"), ("use-pkce", "false")], "use-pkce"),
+            (vec![("structure", "/{episode}/{show}")], "structure"),
+            (vec![("structure", "shows/{show}/{episode}")], "structure"),
             (vec![("colour", "blue")], "colour"),
         ];
         for (overrides, field) in cases {

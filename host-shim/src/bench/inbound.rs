@@ -294,6 +294,14 @@ impl Host for NativeHost {
         Err(not_on_inbound_path())
     }
 
+    fn get_document(&self, _id: &str) -> HostResult<guest::Document> {
+        Err(not_on_inbound_path())
+    }
+
+    fn renditions(&self, _doc: &str, _number: u32) -> HostResult<Vec<guest::Rendition>> {
+        Err(not_on_inbound_path())
+    }
+
     fn set_properties(&self, _doc: &str, _props: &[(String, String)]) -> HostResult<()> {
         Err(not_on_inbound_path())
     }
@@ -319,6 +327,10 @@ impl Host for NativeHost {
     }
 
     fn start_download(&self, _req: guest::DownloadRequest) -> Result<guest::TransferStatus, guest::TransferError> {
+        Err(guest::TransferError::InvalidRequest("the native bench handler serves the inbound path only".into()))
+    }
+
+    fn start_upload(&self, _req: guest::UploadRequest) -> Result<guest::TransferStatus, guest::TransferError> {
         Err(guest::TransferError::InvalidRequest("the native bench handler serves the inbound path only".into()))
     }
 

@@ -164,6 +164,27 @@ impl repository::Host for HostState {
         self.services.repository.delete_comment(&document_id, &key).map_err(repository_error)
     }
 
+    async fn get_document(&mut self, id: String) -> Result<repository::Document, repository::RepositoryError> {
+        self.services.repository.get_document(&id).map(document).map_err(repository_error)
+    }
+
+    async fn renditions(&mut self, document_id: String, number: u32) -> Result<Vec<repository::Rendition>, repository::RepositoryError> {
+        let renditions = self.services.repository.renditions(&document_id, number).map_err(repository_error)?;
+        Ok(renditions
+            .into_iter()
+            .map(|r| repository::Rendition {
+                kind: match r.kind {
+                    host_repository::RenditionKind::Master => repository::RenditionKind::Master,
+                    host_repository::RenditionKind::Proxy => repository::RenditionKind::Proxy,
+                },
+                blob_id: r.blob_id,
+                size: r.size,
+                media_type: r.media_type,
+                file_name: r.file_name,
+            })
+            .collect())
+    }
+
     async fn list_comments(&mut self, document_id: String) -> Result<Vec<repository::Comment>, repository::RepositoryError> {
         Ok(self.services.repository.list_comments(&document_id).map_err(repository_error)?.into_iter().map(comment).collect())
     }
@@ -238,6 +259,16 @@ impl transfer::Host for HostState {
             expected_xxhash64: req.expected_xxhash64,
         };
         self.services.transfers.start_download(request).await.map(transfer_status).map_err(transfer_error)
+    }
+
+    async fn start_upload(&mut self, req: transfer::UploadRequest) -> Result<transfer::TransferStatus, transfer::TransferError> {
+        let request = host_transfer::UploadRequest {
+            key: req.key,
+            blob_id: req.blob_id,
+            parts: req.parts.into_iter().map(|p| host_transfer::UploadPart { url: p.url, size: p.size }).collect(),
+            headers: req.headers,
+        };
+        self.services.transfers.start_upload(request).await.map(transfer_status).map_err(transfer_error)
     }
 
     async fn status(&mut self, key: String) -> Result<Option<transfer::TransferStatus>, transfer::TransferError> {

@@ -38,7 +38,7 @@ pub mod wit {
     });
 }
 
-pub use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, inbound, jobs, oauth, provider};
+pub use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, inbound, jobs, oauth, provider, review};
 pub use wit::frameio_dam::connector::types::{Error as ConnectorError, JobRequest, Property};
 
 /// How often the epoch advances: the granularity of call deadlines, and how often
@@ -95,6 +95,7 @@ struct Exports {
     inbound: inbound::GuestIndices,
     jobs: jobs::GuestIndices,
     dam_events: dam_events::GuestIndices,
+    review: review::GuestIndices,
 }
 
 impl Exports {
@@ -107,6 +108,7 @@ impl Exports {
             inbound: inbound::GuestIndices::new(pre)?,
             jobs: jobs::GuestIndices::new(pre)?,
             dam_events: dam_events::GuestIndices::new(pre)?,
+            review: review::GuestIndices::new(pre)?,
         })
     }
 }
@@ -264,6 +266,18 @@ impl Runtime {
     pub async fn scheduled_jobs(&self) -> anyhow::Result<Vec<jobs::ScheduledJob>> {
         let mut call = self.instance().await?;
         Ok(self.exports.jobs.load(&mut call.store, &call.instance)?.call_schedule(&mut call.store).await?)
+    }
+
+    /// What sending for review can honour on the configured API.
+    pub async fn review_capabilities(&self) -> anyhow::Result<Result<review::ReviewCapabilities, ConnectorError>> {
+        let mut call = self.instance().await?;
+        Ok(self.exports.review.load(&mut call.store, &call.instance)?.call_capabilities(&mut call.store).await?)
+    }
+
+    /// Checks a send for review; the job to queue.
+    pub async fn review_send(&self, req: &review::ReviewRequest) -> anyhow::Result<Result<review::ReviewTicket, ConnectorError>> {
+        let mut call = self.instance().await?;
+        Ok(self.exports.review.load(&mut call.store, &call.instance)?.call_send(&mut call.store, req).await?)
     }
 
     /// Tells the connector about something that happened in the DAM; the jobs to queue.

@@ -1,12 +1,13 @@
-//! The admin API's review routes: a document's comments as a thread, and what a DAM
-//! user does in the DAM's review panel (comment, reply, edit, delete, set the review
-//! status). Each change is stored in the repository first, then told to the
-//! connector through `dam-events.notify`, and the jobs it asks for are queued.
+//! The admin API's review routes: a document's comments as a thread, what a DAM user
+//! does in the DAM's review panel (comment, reply, edit, delete, set the review
+//! status), and the "Send to Frame.io for review" dialog. Each change is stored in the
+//! repository first, then told to the connector (`dam-events.notify`,
+//! `review.send`), and the jobs it asks for are queued.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -14,6 +15,8 @@ use serde_json::{Value, json};
 use super::{AppState, component_failure, connector_error, error_response};
 use crate::imports::repository::{Comment, RepositoryError};
 use crate::runtime::dam_events::{DamComment, Event, StatusChange};
+use crate::runtime::review::{Destination, ReviewRequest};
+use crate::runtime::wit::frameio_dam::connector::repository::RenditionKind;
 
 /// The routes, under `/admin/api`.
 pub fn routes() -> Router<AppState> {
@@ -21,6 +24,66 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/api/documents/{id}/comments", get(list).post(add))
         .route("/admin/api/documents/{id}/status", put(set_status))
         .route("/admin/api/comments/{id}", put(edit).delete(remove))
+        .route("/admin/api/documents/{id}/review", post(send_for_review))
+        .route("/admin/api/review/capabilities", get(capabilities))
+}
+
+async fn capabilities(State(s): State<AppState>) -> Response {
+    super::reply("review.capabilities", s.runtime.review_capabilities().await)
+}
+
+/// The send dialog's fields.
+#[derive(Deserialize)]
+struct SendForReview {
+    user: String,
+    #[serde(default)]
+    version: u32,
+    /// The binding whose project receives it, or whose workspace holds the structure.
+    binding_id: String,
+    /// Into the automatic show/episode structure rather than the project's root.
+    #[serde(default)]
+    structure: bool,
+    #[serde(default)]
+    reviewers: Vec<String>,
+    #[serde(default)]
+    description: String,
+    expires_at: Option<u64>,
+    password: Option<String>,
+    /// `master` (default) or `proxy`.
+    rendition: Option<String>,
+    #[serde(default)]
+    allow_download: bool,
+    #[serde(default)]
+    watermark: bool,
+}
+
+async fn send_for_review(State(s): State<AppState>, Path(document_id): Path<String>, Json(req): Json<SendForReview>) -> Response {
+    let rendition = match req.rendition.as_deref().unwrap_or("master") {
+        "master" => RenditionKind::Master,
+        "proxy" => RenditionKind::Proxy,
+        other => return error_response(StatusCode::BAD_REQUEST, format!("rendition is master or proxy, not {other:?}")),
+    };
+    let destination = if req.structure { Destination::Structure(req.binding_id) } else { Destination::Binding(req.binding_id) };
+    let request = ReviewRequest {
+        user: req.user,
+        document_id,
+        version: req.version,
+        destination,
+        reviewers: req.reviewers,
+        description: req.description,
+        expires_at: req.expires_at,
+        password: req.password,
+        rendition,
+        allow_download: req.allow_download,
+        watermark: req.watermark,
+    };
+    let ticket = match s.runtime.review_send(&request).await {
+        Ok(Ok(ticket)) => ticket,
+        Ok(Err(e)) => return connector_error(&e),
+        Err(e) => return component_failure("review.send", &e),
+    };
+    let key = ticket.job.key.clone();
+    queue(&s, vec![ticket.job], StatusCode::ACCEPTED, json!({ "job_key": key }))
 }
 
 /// A document's comments, threaded: replies under their parents.

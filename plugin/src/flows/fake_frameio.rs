@@ -9,7 +9,7 @@ use super::Context;
 use crate::error::{Error, FrameioError, Result};
 use crate::host::Host;
 use crate::frameio::model::*;
-use crate::frameio::{Actions, Directory, FrameioApi, Media, People, Reviews, Webhooks};
+use crate::frameio::{Actions, Directory, FrameioApi, Media, People, Publishing, Reviews, Webhooks};
 use crate::settings::{self, Settings};
 
 /// What the fake Frame.io holds, shared between the test and every client.
@@ -34,6 +34,14 @@ pub struct World {
     pub webhooks: BTreeMap<String, (String, String)>,
     /// Webhooks Frame.io paused.
     pub paused: Vec<String>,
+    /// Files made for uploads: whether Frame.io has them whole yet.
+    pub uploads: BTreeMap<String, bool>,
+    /// Version stacks made by `stack`: their versions, oldest first.
+    pub stacked: BTreeMap<String, Vec<String>>,
+    /// Review links and shares made.
+    pub shares: Vec<NewShare>,
+    /// Folders made, with their parents.
+    pub folders: Vec<Item>,
 }
 
 /// A client of the shared world.
@@ -226,6 +234,63 @@ impl Webhooks for FakeFrameio {
         self.call(format!("activate_webhook {webhook_id}"))?;
         self.0.borrow_mut().paused.retain(|p| p != webhook_id);
         Ok(())
+    }
+}
+
+impl Publishing for FakeFrameio {
+    fn create_project(&self, account_id: &str, workspace_id: &str, name: &str) -> Result<Project> {
+        self.call(format!("create_project {name}"))?;
+        let mut world = self.0.borrow_mut();
+        let n = world.projects.len() + 1;
+        let project = Project { id: format!("p-{n}"), name: name.into(), account_id: account_id.into(), workspace_id: workspace_id.into(), root_folder_id: format!("root-{n}") };
+        world.projects.push(project.clone());
+        Ok(project)
+    }
+
+    fn create_folder(&self, _account_id: &str, parent_id: &str, name: &str) -> Result<Item> {
+        self.call(format!("create_folder {parent_id} {name}"))?;
+        let mut world = self.0.borrow_mut();
+        let folder = Item { id: format!("fold-{}", world.folders.len() + 1), name: name.into(), kind: ItemKind::Folder, parent_id: parent_id.into() };
+        world.folders.push(folder.clone());
+        let as_file = File { kind: ItemKind::Folder, original: Original::Unavailable, size: None, name: name.into(), ..file(&folder.id, parent_id) };
+        world.files.insert(folder.id.clone(), as_file);
+        Ok(folder)
+    }
+
+    fn create_upload(&self, _account_id: &str, folder_id: &str, upload: &NewUpload) -> Result<Upload> {
+        self.call(format!("create_upload {folder_id} {}", upload.name))?;
+        let mut world = self.0.borrow_mut();
+        let id = format!("up-{}", world.uploads.len() + 1);
+        world.uploads.insert(id.clone(), false);
+        let half = upload.size / 2;
+        let parts = vec![Part { url: format!("https://s3.example/{id}/1"), size: half }, Part { url: format!("https://s3.example/{id}/2"), size: upload.size - half }];
+        Ok(Upload { file_id: id, parts })
+    }
+
+    fn upload_complete(&self, _account_id: &str, file_id: &str) -> Result<bool> {
+        self.call(format!("upload_complete {file_id}"))?;
+        Ok(self.0.borrow().uploads.get(file_id).copied().unwrap_or(false))
+    }
+
+    fn stack(&self, _account_id: &str, _folder_id: &str, earlier_id: &str, newer_id: &str) -> Result<String> {
+        self.call(format!("stack {earlier_id} {newer_id}"))?;
+        let mut world = self.0.borrow_mut();
+        let existing = world.stacked.iter().find(|(_, v)| v.iter().any(|f| f == earlier_id)).map(|(k, _)| k.clone());
+        let id = existing.unwrap_or_else(|| format!("stack-{}", world.stacked.len() + 1));
+        let versions = world.stacked.entry(id.clone()).or_default();
+        if versions.is_empty() {
+            versions.push(earlier_id.into());
+        }
+        versions.push(newer_id.into());
+        Ok(id)
+    }
+
+    fn create_share(&self, _account_id: &str, project_id: &str, share: &NewShare) -> Result<Share> {
+        self.call(format!("create_share {project_id}"))?;
+        let mut world = self.0.borrow_mut();
+        world.shares.push(share.clone());
+        let n = world.shares.len();
+        Ok(Share { id: format!("share-{n}"), url: format!("https://f.io/r{n}"), invited: !share.reviewers.is_empty() })
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod bindings;
 pub mod browse;
 pub mod push;
+pub mod review;
 pub mod sync;
 
 #[cfg(test)]
@@ -49,6 +50,19 @@ impl<'h> Context<'h> {
     pub fn api(&self, user: &str) -> Result<Box<dyn FrameioApi + 'h>> {
         (self.connect)(&self.settings, user)
     }
+
+    /// Runs `call` as DAM user `user` when they are connected, else as `fallback`
+    /// (whoever bound the folder): work a DAM user starts is done in their name
+    /// where it can be.
+    pub fn as_user_or<T>(&self, user: &str, fallback: &str, call: impl Fn(&dyn FrameioApi) -> Result<T>) -> Result<T> {
+        use crate::error::Error;
+        match self.api(user).and_then(|api| call(api.as_ref())) {
+            Err(Error::NotConnected(_) | Error::ReconnectRequired(_) | Error::InvalidInput(_)) if user != fallback => {
+                call(self.api(fallback)?.as_ref())
+            }
+            other => other,
+        }
+    }
 }
 
 /// A job the host must queue once (WIT `inbound.job-request`).
@@ -88,4 +102,10 @@ pub trait Flow: Serialize + DeserializeOwned {
     /// Called once when the job has failed for good (a `Failed` step, a final error,
     /// or passing errors that outlasted the retry policy), to tell whoever waits.
     fn failed(&self, ctx: &Context, why: &str);
+}
+
+/// A title short enough for a subject line (hosts refuse subjects over 200 characters).
+pub(crate) fn subject_title(title: &str) -> String {
+    const MAX: usize = 150;
+    if title.chars().count() <= MAX { title.to_string() } else { format!("{}…", title.chars().take(MAX).collect::<String>()) }
 }

@@ -15,8 +15,8 @@ pub mod v4;
 use crate::error::{Error, Result};
 use crate::host::Host;
 use model::{
-    Account, Action, Comment, CreatedAction, CreatedWebhook, File, Generation, Item, ItemKind, NewAction, NewComment, Page, Project,
-    ReviewStatus, User, VersionStack, Workspace,
+    Account, Action, Comment, CreatedAction, CreatedWebhook, File, Generation, Item, ItemKind, NewAction, NewComment, NewShare,
+    NewUpload, Page, Project, ReviewStatus, Share, Upload, User, VersionStack, Workspace,
 };
 use transport::{TokenSource, Transport};
 
@@ -112,10 +112,28 @@ pub trait Webhooks {
     fn activate_webhook(&self, account_id: &str, webhook_id: &str) -> Result<()>;
 }
 
-/// Everything the flows ask of Frame.io, on behalf of one connected user.
-pub trait FrameioApi: People + Directory + Media + Actions + Reviews + Webhooks {}
+/// What sending a file for review takes: projects and folders to put it in, an
+/// upload, a version stack for a re-send, and a review link (a share, on V4).
+pub trait Publishing {
+    /// Creates a project in a workspace.
+    fn create_project(&self, account_id: &str, workspace_id: &str, name: &str) -> Result<Project>;
+    /// Creates a folder in a folder.
+    fn create_folder(&self, account_id: &str, parent_id: &str, name: &str) -> Result<Item>;
+    /// Creates a file whose bytes are then PUT to the answer's part URLs.
+    fn create_upload(&self, account_id: &str, folder_id: &str, upload: &NewUpload) -> Result<Upload>;
+    /// Whether Frame.io has all of a file's bytes.
+    fn upload_complete(&self, account_id: &str, file_id: &str) -> Result<bool>;
+    /// Puts `newer` on `earlier`'s version stack (making one if needed), as its head;
+    /// returns the stack's id.
+    fn stack(&self, account_id: &str, folder_id: &str, earlier_id: &str, newer_id: &str) -> Result<String>;
+    /// Makes a review link or share of assets in a project.
+    fn create_share(&self, account_id: &str, project_id: &str, share: &NewShare) -> Result<Share>;
+}
 
-impl<T: People + Directory + Media + Actions + Reviews + Webhooks> FrameioApi for T {}
+/// Everything the flows ask of Frame.io, on behalf of one connected user.
+pub trait FrameioApi: People + Directory + Media + Actions + Reviews + Webhooks + Publishing {}
+
+impl<T: People + Directory + Media + Actions + Reviews + Webhooks + Publishing> FrameioApi for T {}
 
 /// A client of `generation` at `api_url`, calling with the tokens `tokens` gives;
 /// `web_url` is Frame.io's web app, for links where the API gives none.

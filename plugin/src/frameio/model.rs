@@ -336,3 +336,60 @@ pub struct Change {
     pub workspace_id: Option<String>,
     pub user_id: Option<String>,
 }
+
+/// A file to create for an upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUpload {
+    pub name: String,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// One presigned part URL and how many bytes go to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Part {
+    pub url: String,
+    pub size: u64,
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Part").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+/// A file made for an upload, and where its bytes go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    pub file_id: String,
+    pub parts: Vec<Part>,
+}
+
+/// A review link (v2) or share (V4) to make.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewShare {
+    pub name: String,
+    pub description: String,
+    pub asset_ids: Vec<String>,
+    pub expires_at: Option<u64>,
+    pub password: Option<String>,
+    pub allow_download: bool,
+    pub watermark: bool,
+    /// Reviewers' emails, for APIs that invite them.
+    pub reviewers: Vec<String>,
+}
+
+impl std::fmt::Debug for NewShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewShare").field("name", &self.name).field("asset_ids", &self.asset_ids).finish_non_exhaustive()
+    }
+}
+
+/// A review link or share made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    pub id: String,
+    pub url: String,
+    /// Whether Frame.io invited the reviewers itself.
+    pub invited: bool,
+}

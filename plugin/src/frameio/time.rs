@@ -22,6 +22,28 @@ pub fn unix_seconds(text: &str) -> Option<u64> {
     u64::try_from(total).ok()
 }
 
+/// Unix seconds as an RFC 3339 timestamp in UTC (`2024-03-01T09:00:00Z`).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rest = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest / 60 % 60, rest % 60)
+}
+
+/// The date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// `Z`, empty, or `±hh:mm` as seconds east of UTC.
 fn zone_offset_seconds(zone: &str) -> Option<i64> {
     match zone {
@@ -47,7 +69,15 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::unix_seconds;
+    use super::{rfc3339, unix_seconds};
+
+    #[test]
+    fn unix_seconds_format_back_to_the_same_instant() {
+        for secs in [0, 951_825_600, 1_709_283_600, 4_102_444_800] {
+            assert_eq!(unix_seconds(&rfc3339(secs)), Some(secs), "{secs}");
+        }
+        assert_eq!(rfc3339(1_709_283_600), "2024-03-01T09:00:00Z");
+    }
 
     #[test]
     fn rfc3339_timestamps_in_any_zone() {

@@ -5,6 +5,7 @@ pub mod retry;
 
 use crate::flows::push::PushJob;
 use crate::flows::push::awaiting::ResumeJob;
+use crate::flows::review::ReviewJob;
 use crate::flows::sync::{PostJob, ReconcileJob, SyncJob};
 use crate::flows::{Context, Flow, JobRequest, Step};
 
@@ -40,6 +41,7 @@ pub fn run(ctx: &Context, job: &Job) -> Outcome {
         PostJob::KIND => run_flow::<PostJob>(ctx, job),
         ReconcileJob::KIND => run_flow::<ReconcileJob>(ctx, job),
         ResumeJob::KIND => run_flow::<ResumeJob>(ctx, job),
+        ReviewJob::KIND => run_flow::<ReviewJob>(ctx, job),
         other => Outcome::Failed(format!("unknown job kind {other:?}")),
     }
 }

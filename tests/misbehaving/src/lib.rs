@@ -22,7 +22,7 @@ mod wit {
 
 use std::hint::black_box;
 
-use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, inbound, jobs, oauth, provider};
+use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, inbound, jobs, oauth, provider, review};
 use wit::frameio_dam::connector::storage;
 use wit::frameio_dam::connector::types::{Error, JobRequest, Property};
 
@@ -158,6 +158,15 @@ impl jobs::Guest for Misbehaving {
 
     fn schedule() -> Vec<jobs::ScheduledJob> {
         Vec::new()
+    }
+}
+
+impl review::Guest for Misbehaving {
+    fn capabilities() -> Result<review::ReviewCapabilities, Error> {
+        unsupported()
+    }
+    fn send(_req: review::ReviewRequest) -> Result<review::ReviewTicket, Error> {
+        unsupported()
     }
 }
 

@@ -6,8 +6,10 @@
 //! job step never makes a second document or version.
 
 mod comments;
+mod renditions;
 
 pub use comments::{Comment, CommentBody};
+pub use renditions::{Rendition, RenditionKind};
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
@@ -424,7 +426,7 @@ mod tests {
     }
 
     impl Fixture {
-        fn blob(&self, content: &[u8]) -> BlobInfo {
+        pub(super) fn blob(&self, content: &[u8]) -> BlobInfo {
             let staged = self.blobs.staging_file(&format!("t-{}", hex::encode(content))).unwrap();
             std::fs::write(&staged, content).unwrap();
             self.blobs.commit(&staged).unwrap()

@@ -23,7 +23,7 @@ pub use document::{document_key, properties};
 use super::bindings::{self, Binding};
 use super::sync::SyncJob;
 use super::sync::links::{self, Link};
-use super::{Context, Flow, Step};
+use super::{Context, Flow, Step, subject_title};
 use crate::error::Result;
 use crate::frameio::model::{File, ItemKind, Original};
 use crate::host::{Blob, DownloadRequest, Message, Recipient, TransferError, TransferStatus};
@@ -281,12 +281,6 @@ fn finish(ctx: &Context, binding: &Binding, job: &PushJob, download: &Download, 
         }
     }
     Ok(Step::Done { summary, enqueue: vec![SyncJob::request(&job.asset_id, &job.interaction_id)] })
-}
-
-/// A title short enough for a subject line (hosts refuse subjects over 200 characters).
-fn subject_title(title: &str) -> String {
-    const MAX: usize = 150;
-    if title.chars().count() <= MAX { title.to_string() } else { format!("{}…", title.chars().take(MAX).collect::<String>()) }
 }
 
 /// The pusher's email when Frame.io told it at the click, else the DAM user who

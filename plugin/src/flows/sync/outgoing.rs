@@ -152,12 +152,7 @@ impl PostJob {
 
 /// Runs `post` as the DAM user when they are connected, else as the link's owner.
 fn as_poster<T>(ctx: &Context, user: &str, link: &Link, post: impl Fn(&dyn FrameioApi) -> Result<T>) -> Result<T> {
-    match ctx.api(user).and_then(|api| post(api.as_ref())) {
-        Err(Error::NotConnected(_) | Error::ReconnectRequired(_) | Error::InvalidInput(_)) if user != link.user => {
-            post(ctx.api(&link.user)?.as_ref())
-        }
-        other => other,
-    }
+    ctx.as_user_or(user, &link.user, post)
 }
 
 /// The Frame.io comment a DAM comment is paired with.

@@ -4,6 +4,7 @@
 //! `total-pages` header; the cursor handed to callers is the next page number.
 
 mod event;
+mod publishing;
 mod reviews;
 mod wire;
 #[cfg(test)]

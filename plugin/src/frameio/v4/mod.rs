@@ -5,6 +5,7 @@
 //! callers is that `after` value.
 
 mod event;
+mod publishing;
 mod reviews;
 mod wire;
 #[cfg(test)]
