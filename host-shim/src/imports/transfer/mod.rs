@@ -9,7 +9,7 @@
 //! - [`download`] fetches a URL into a new blob in parallel byte ranges
 //!   ([`ranges`]), hashing as it writes ([`hashing`]) into a staging file
 //!   ([`staging`]);
-//! - `upload` sends a blob to presigned part URLs in parallel, streaming each
+//! - [`upload`] sends a blob to presigned part URLs in parallel, streaming each
 //!   part's bytes from the blob's file;
 //! - [`resume`] runs again, after a host restart, what a previous run left running:
 //!   a download from its last checkpoint, an upload from its unfinished parts;
@@ -37,6 +37,7 @@ mod ranges;
 mod resume;
 mod rows;
 mod staging;
+mod upload;
 #[cfg(test)]
 mod testing;
 
@@ -55,8 +56,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransferConfig {
-    /// Hosts media may be downloaded from: where Frame.io's `original` URLs point (its
-    /// object storage and CDN), in the `[http] allow_hosts` pattern syntax. Default:
+    /// Hosts media may be downloaded from and uploaded to: where Frame.io's
+    /// `original` URLs and upload part URLs point (its object storage and CDN), in
+    /// the `[http] allow_hosts` pattern syntax. Default:
     /// `*.frame.io`, `*.amazonaws.com`, `*.cloudfront.net`. Private addresses follow
     /// `[http] allow_private_networks`.
     pub allow_hosts: Vec<String>,
@@ -65,9 +67,11 @@ pub struct TransferConfig {
     /// benchmark's machine 4 MiB beat 2 and 8 MiB (larger ranges run further ahead of
     /// the hashed prefix than the hasher keeps in memory).
     pub range_size: u64,
-    /// Range requests in flight per transfer, 1 to 64. Default 4.
+    /// Range requests (downloads) or part uploads in flight per transfer, 1 to 64.
+    /// Default 4.
     pub concurrency: usize,
-    /// Retries of one range after a 5xx, 408, 429 or a broken connection. Default 5.
+    /// Retries of one range or part after a 5xx, 408, 429, a broken connection or
+    /// (parts) a stall. Default 5.
     pub max_range_retries: u32,
     /// Largest `expected-size` accepted. Default 1 TiB.
     pub max_file_size: u64,
@@ -114,7 +118,9 @@ pub struct DownloadRequest {
 /// One part of an upload: a presigned `PUT` URL and its size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadPart {
+    /// Where the part goes; must pass the egress policy.
     pub url: String,
+    /// How many bytes of the blob it takes, following the parts before it.
     pub size: u64,
 }
 
@@ -125,9 +131,10 @@ pub struct UploadRequest {
     pub key: String,
     /// The blob to send.
     pub blob_id: String,
-    /// The parts in order; their sizes add up to the blob's.
+    /// The parts in order, at most 10 000; their sizes add up to the blob's.
     pub parts: Vec<UploadPart>,
-    /// Headers sent with every part.
+    /// Headers sent with every part (not hop-by-hop ones, `content-length`,
+    /// `content-encoding` nor `expect`).
     pub headers: Vec<(String, String)>,
 }
 
@@ -160,7 +167,8 @@ pub enum TransferError {
 /// Where a transfer stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum TransferStatus {
-    /// Still moving bytes: `done` of `total` are written (not yet durable).
+    /// Still moving bytes: `done` of `total` are written (downloads; not yet
+    /// durable) or sent (uploads: the finished parts and what is in flight).
     Running {
         /// Bytes written so far.
         done: u64,
@@ -173,20 +181,23 @@ pub enum TransferStatus {
     Failed(TransferError),
 }
 
-/// A transfer as the admin view shows it (the URL, often presigned, is left out).
+/// A transfer as the admin view shows it (URLs, often presigned, are left out).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TransferRow {
     /// The caller's key.
     pub key: String,
+    /// `download` (a URL into a new blob) or `upload` (a blob to part URLs).
+    pub kind: String,
     /// `running`, `complete` or `failed`.
     pub state: String,
     /// Bytes written (as of the last progress report).
     pub done: u64,
     /// Bytes expected.
     pub total: u64,
-    /// Bytes a restart would resume from: the last checkpoint of a running transfer.
+    /// Bytes a restart would not move again: a running download's last checkpoint,
+    /// the finished parts of an upload.
     pub checkpoint: u64,
-    /// The blob, once complete.
+    /// The blob: a download's once complete, an upload's source from the start.
     pub blob_id: Option<String>,
     /// Why it failed, if it did.
     pub error: Option<TransferError>,
@@ -212,6 +223,8 @@ struct Inner {
     active: Mutex<HashSet<String>>,
     /// Counts transfer tasks that ended (however they ended), so waiters wake up.
     settled: tokio::sync::watch::Sender<u64>,
+    /// The memory the uploads' part bodies hold.
+    upload_held: Arc<upload::HeldBytes>,
 }
 
 impl TransferEngine {
@@ -230,7 +243,8 @@ impl TransferEngine {
         );
         let client = egress.client_builder().read_timeout(READ_TIMEOUT).build().context("building the transfer client")?;
         let settled = tokio::sync::watch::Sender::new(0);
-        let inner = Inner { db, blobs, egress, client, config, active: Mutex::new(HashSet::new()), settled };
+        let upload_held = Arc::default();
+        let inner = Inner { db, blobs, egress, client, config, active: Mutex::new(HashSet::new()), settled, upload_held };
         Ok(TransferEngine { inner: Arc::new(inner) })
     }
 
@@ -244,10 +258,15 @@ impl TransferEngine {
         self.status(&req.key)?.ok_or_else(|| TransferError::Io(format!("transfer {} vanished", req.key)))
     }
 
-    /// Starts sending a blob to its part URLs in the background, or returns the
-    /// status of the transfer already started under `req.key`.
+    /// Starts sending the blob `req.blob_id` to its part URLs in the background, or
+    /// returns the status of the transfer already started under `req.key`
+    /// (whatever its parts).
     pub async fn start_upload(&self, req: UploadRequest) -> Result<TransferStatus, TransferError> {
-        Err(TransferError::InvalidRequest(format!("uploads are not built yet ({} parts of {})", req.parts.len(), req.blob_id)))
+        let blob = self.validate_upload(&req)?;
+        if rows::insert_upload(&self.inner.db, &req, &blob)? {
+            self.spawn_upload(req.key.clone());
+        }
+        self.status(&req.key)?.ok_or_else(|| TransferError::Io(format!("transfer {} vanished", req.key)))
     }
 
     /// Whether a task of this engine is running the transfer under `key`.

@@ -41,13 +41,10 @@ impl TransferEngine {
     /// unfinished part. A transfer whose request no longer passes validation (say
     /// its host left the allowlist) is failed instead.
     pub async fn resume_unfinished(&self) {
-        let pending = match rows::unfinished_downloads(&self.inner.db) {
-            Ok(pending) => pending,
-            Err(e) => {
-                tracing::error!(error = %e, "listing unfinished transfers failed");
-                return;
-            }
-        };
+        let pending = rows::unfinished_downloads(&self.inner.db).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "listing unfinished downloads failed");
+            vec![]
+        });
         for (mut request, headers) in pending {
             let restored = serde_json::from_str(&headers)
                 .map_err(|e| TransferError::Io(format!("stored headers are unreadable: {e}")))
@@ -59,6 +56,12 @@ impl TransferEngine {
                 Ok(()) => self.spawn_download(request),
                 Err(e) => self.record_outcome(&request.key, Err(e)),
             }
+        }
+        // An upload's task reads its parts from the database and checks them again
+        // itself, so a fresh start and a resumed one take the same path.
+        match rows::unfinished_uploads(&self.inner.db) {
+            Ok(keys) => keys.into_iter().for_each(|key| self.spawn_upload(key)),
+            Err(e) => tracing::error!(error = %e, "listing unfinished uploads failed"),
         }
     }
 

@@ -1,10 +1,11 @@
 //! The SQL of transfers: one row per transfer in `transfers`, keyed by the caller's
 //! key, holding what a restarted host needs to run it again, its progress as last
-//! reported, its checkpoint (downloads) and its outcome.
+//! reported, its checkpoint (downloads) and its outcome; and one row per part of an
+//! upload in `transfer_parts`, marked done once its URL accepted it.
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{DownloadRequest, TransferError, TransferRow, TransferStatus, database};
+use super::{DownloadRequest, TransferError, TransferRow, TransferStatus, UploadRequest, database};
 use crate::blobs::BlobInfo;
 use crate::db::{Database, Page, unix_secs};
 
@@ -28,6 +29,104 @@ pub(super) fn insert_download(db: &Database, req: &DownloadRequest) -> Result<bo
     Ok(inserted == 1)
 }
 
+/// Records a new running upload of `blob` and its parts, in one transaction;
+/// `false` if the key exists (its parts are left as they are).
+pub(super) fn insert_upload(db: &Database, req: &UploadRequest, blob: &BlobInfo) -> Result<bool, TransferError> {
+    let headers = serde_json::to_string(&req.headers).map_err(|e| TransferError::Io(e.to_string()))?;
+    let now = unix_secs();
+    db.with(|c| {
+        let tx = c.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO transfers
+                 (key, kind, url, headers, expected_size, expected_xxhash64, state, done_bytes, blob_id, created_at, updated_at)
+             VALUES (?1, 'upload', '', ?2, ?3, ?4, 'running', 0, ?5, ?6, ?6)",
+            params![req.key, headers, blob.size, blob.xxhash64, blob.id, now],
+        )?;
+        if inserted == 1 {
+            let mut part = tx.prepare_cached(
+                "INSERT INTO transfer_parts (transfer_key, number, first_byte, size, url) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut first_byte = 0u64;
+            for (number, p) in req.parts.iter().enumerate() {
+                part.execute(params![req.key, number, first_byte, p.size, p.url])?;
+                first_byte += p.size;
+            }
+        }
+        tx.commit()?;
+        Ok(inserted == 1)
+    })
+    .map_err(database)
+}
+
+/// One part of an upload as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct PartRow {
+    /// Its place among the parts, from 0.
+    pub(super) number: u32,
+    /// Where its bytes start in the blob.
+    pub(super) first_byte: u64,
+    pub(super) size: u64,
+    pub(super) url: String,
+    /// Whether its URL accepted it.
+    pub(super) done: bool,
+}
+
+/// What an upload's task needs: the source blob, the headers (JSON, as stored) and
+/// every part.
+pub(super) struct UploadPlan {
+    pub(super) blob_id: String,
+    pub(super) headers: String,
+    pub(super) parts: Vec<PartRow>,
+}
+
+/// The plan of the running upload under `key`; `None` if there is no such upload
+/// running.
+pub(super) fn upload_plan(db: &Database, key: &str) -> Result<Option<UploadPlan>, TransferError> {
+    db.with(|c| {
+        let head = c
+            .query_row(
+                "SELECT blob_id, headers FROM transfers WHERE key = ?1 AND kind = 'upload' AND state = 'running'",
+                [key],
+                |row| Ok((row.get::<_, Option<String>>(0)?, row.get::<_, String>(1)?)),
+            )
+            .optional()?;
+        let Some((blob_id, headers)) = head else { return Ok(None) };
+        let mut stmt = c.prepare_cached(
+            "SELECT number, first_byte, size, url, done FROM transfer_parts WHERE transfer_key = ?1 ORDER BY number",
+        )?;
+        let parts = stmt
+            .query_map([key], |row| {
+                Ok(PartRow { number: row.get(0)?, first_byte: row.get(1)?, size: row.get(2)?, url: row.get(3)?, done: row.get(4)? })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Some(UploadPlan { blob_id: blob_id.unwrap_or_default(), headers, parts }))
+    })
+    .map_err(database)
+}
+
+/// Records, durably, that part `number` of the upload under `key` was accepted,
+/// with the upload's progress.
+pub(super) fn record_part_done(db: &Database, key: &str, number: u32, done_bytes: u64) -> rusqlite::Result<()> {
+    db.with(|c| {
+        let tx = c.transaction()?;
+        tx.execute("UPDATE transfer_parts SET done = 1 WHERE transfer_key = ?1 AND number = ?2", params![key, number])?;
+        tx.execute(
+            "UPDATE transfers SET done_bytes = ?2, updated_at = ?3 WHERE key = ?1 AND state = 'running'",
+            params![key, done_bytes, unix_secs()],
+        )?;
+        tx.commit()
+    })
+}
+
+/// The keys of the uploads left running.
+pub(super) fn unfinished_uploads(db: &Database) -> rusqlite::Result<Vec<String>> {
+    db.with(|c| {
+        let mut stmt = c.prepare("SELECT key FROM transfers WHERE state = 'running' AND kind = 'upload'")?;
+        let keys = stmt.query_map([], |row| row.get(0))?;
+        keys.collect()
+    })
+}
+
 /// The status of the transfer under `key`, `None` if there is none.
 pub(super) fn status(db: &Database, key: &str) -> Result<Option<TransferStatus>, TransferError> {
     let row = db.with(|c| c.query_row(&format!("{ROW_QUERY} WHERE t.key = ?1"), [key], row_status).optional()).map_err(database)?;
@@ -38,7 +137,11 @@ pub(super) fn status(db: &Database, key: &str) -> Result<Option<TransferStatus>,
 pub(super) fn list(db: &Database, page: &Page) -> rusqlite::Result<(Vec<TransferRow>, Option<String>)> {
     let rows = db.with(|c| {
         let mut stmt = c.prepare_cached(&format!(
-            "SELECT key, state, done_bytes, expected_size, resume_from, blob_id, error, created_at, updated_at
+            "SELECT key, state, done_bytes, expected_size,
+                    CASE kind WHEN 'upload' THEN
+                        (SELECT COALESCE(SUM(size), 0) FROM transfer_parts WHERE transfer_key = key AND done)
+                    ELSE resume_from END,
+                    blob_id, error, created_at, updated_at, kind
              FROM transfers {}",
             Page::sql("created_at", "key")
         ))?;
@@ -59,7 +162,8 @@ pub(super) fn prune_finished(db: &Database, cutoff_secs: i64) -> rusqlite::Resul
 pub(super) fn unfinished_downloads(db: &Database) -> rusqlite::Result<Vec<(DownloadRequest, String)>> {
     db.with(|c| {
         let mut stmt =
-            c.prepare("SELECT key, url, headers, expected_size, expected_xxhash64 FROM transfers WHERE state = 'running'")?;
+            c.prepare("SELECT key, url, headers, expected_size, expected_xxhash64 FROM transfers
+                 WHERE state = 'running' AND kind = 'download'")?;
         let rows = stmt.query_map([], |row| {
             let request = DownloadRequest {
                 key: row.get(0)?,
@@ -168,5 +272,6 @@ fn transfer_row(row: &Row) -> rusqlite::Result<TransferRow> {
         error: row.get::<_, Option<String>>(6)?.map(|text| stored_error(Some(text))),
         created_at: row.get(7)?,
         updated_at: row.get(8)?,
+        kind: row.get(9)?,
     })
 }
