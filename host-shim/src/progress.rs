@@ -1,5 +1,6 @@
-//! `host-shim transfers`: the host's transfers as progress bars, read from the
-//! admin API (`/admin/api/transfers`), redrawn until none is running.
+//! `host-shim transfers`: the host's transfers, downloads and uploads, as progress
+//! bars, read from the admin API (`/admin/api/transfers`), redrawn until none is
+//! running.
 
 use std::io::Write;
 use std::time::Duration;
@@ -22,17 +23,25 @@ struct Listed {
 #[derive(Deserialize)]
 struct Transfer {
     key: String,
+    /// `download` or `upload`; hosts from before uploads list no kind.
+    #[serde(default = "download")]
+    kind: String,
     state: String,
     done: u64,
     total: u64,
 }
 
-/// One line: key, bar, bytes and state.
+fn download() -> String {
+    "download".into()
+}
+
+/// One line: direction, key, bar, bytes and state.
 fn line(t: &Transfer) -> String {
     let fraction = if t.total == 0 { 1.0 } else { t.done as f64 / t.total as f64 };
     let filled = ((fraction * BAR as f64) as usize).min(BAR);
+    let direction = if t.kind == "upload" { "up" } else { "down" };
     format!(
-        "{:<40} [{}{}] {:>6.1}% {:>9.1} / {:.1} MiB {}",
+        "{direction:<4} {:<40} [{}{}] {:>6.1}% {:>9.1} / {:.1} MiB {}",
         t.key,
         "#".repeat(filled),
         ".".repeat(BAR - filled),
@@ -78,11 +87,23 @@ mod tests {
 
     #[test]
     fn a_bar_fills_with_the_bytes_done() {
-        let t = Transfer { key: "push:i#0".into(), state: "running".into(), done: 512 << 20, total: 1024 << 20 };
+        let t = Transfer { key: "push:i#0".into(), kind: download(), state: "running".into(), done: 512 << 20, total: 1024 << 20 };
         let l = line(&t);
         assert!(l.contains(&format!("[{}{}]", "#".repeat(15), ".".repeat(15))), "{l}");
+        assert!(l.starts_with("down push:i#0"), "{l}");
         assert!(l.contains("50.0%") && l.contains("512.0 / 1024.0 MiB") && l.ends_with("running"), "{l}");
-        let empty = Transfer { key: "k".into(), state: "complete".into(), done: 0, total: 0 };
-        assert!(line(&empty).contains("100.0%"));
+        let empty = Transfer { key: "k".into(), kind: "upload".into(), state: "complete".into(), done: 0, total: 0 };
+        assert!(line(&empty).contains("100.0%") && line(&empty).starts_with("up   k"), "{}", line(&empty));
+    }
+
+    #[test]
+    fn a_listing_without_kinds_is_of_downloads() {
+        let listed: Listed = serde_json::from_str(
+            r#"{"transfers": [{"key": "a", "state": "running", "done": 1, "total": 2},
+                              {"key": "b", "kind": "upload", "state": "running", "done": 1, "total": 2}]}"#,
+        )
+        .unwrap();
+        let kinds: Vec<&str> = listed.transfers.iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(kinds, ["download", "upload"]);
     }
 }
