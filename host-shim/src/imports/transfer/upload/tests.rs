@@ -154,6 +154,11 @@ async fn parts_arrive_with_their_bytes_and_headers() {
     let row = f.engine.list(&Page::first(10)).unwrap().0.remove(0);
     assert_eq!((row.kind.as_str(), row.state.as_str(), row.done, row.total), ("upload", "complete", source.size, source.size));
     assert_eq!(row.blob_id.as_deref(), Some(source.id.as_str()));
+    // The retention sweep takes the parts with their transfer, and leaves the blob.
+    assert_eq!(f.engine.prune_finished(i64::MAX).unwrap(), 1);
+    let parts: i64 = f.db.with(|c| c.query_row("SELECT COUNT(*) FROM transfer_parts", [], |r| r.get(0))).unwrap();
+    assert_eq!(parts, 0);
+    assert_eq!(f.blobs.info(&source.id).unwrap(), Some(source));
 }
 
 #[tokio::test]
