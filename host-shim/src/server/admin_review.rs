@@ -155,13 +155,23 @@ struct Who {
     user: String,
 }
 
+/// Deletes a comment and its replies, and tells the connector of each, replies first:
+/// each may have reached Frame.io on its own (V4 has no replies).
 async fn remove(State(s): State<AppState>, Path(id): Path<String>, Json(req): Json<Who>) -> Response {
-    let comment = match s.runtime.services().repository.remove_user_comment(&id) {
-        Ok(comment) => comment,
+    let thread = match s.runtime.services().repository.remove_user_comment(&id) {
+        Ok(thread) => thread,
         Err(e) => return repository_failure(e),
     };
-    let event = Event::CommentDeleted(dam_comment(&comment, &req.user));
-    tell_connector(&s, &event, StatusCode::OK, json!({ "deleted": comment.id })).await
+    let mut jobs = Vec::new();
+    for comment in &thread {
+        match s.runtime.dam_event(&Event::CommentDeleted(dam_comment(comment, &req.user))).await {
+            Ok(Ok(more)) => jobs.extend(more),
+            Ok(Err(e)) => return connector_error(&e),
+            Err(e) => return component_failure("dam-events.notify", &e),
+        }
+    }
+    let deleted: Vec<&str> = thread.iter().map(|c| c.id.as_str()).collect();
+    queue(&s, jobs, StatusCode::OK, json!({ "deleted": deleted }))
 }
 
 /// A review status change.

@@ -258,12 +258,18 @@ impl Repository {
         })
     }
 
-    /// A DAM user deletes a comment (and its replies); returns what was deleted.
-    pub fn remove_user_comment(&self, comment_id: &str) -> Result<Comment> {
+    /// A DAM user deletes a comment and its replies; returns what was deleted,
+    /// replies first.
+    pub fn remove_user_comment(&self, comment_id: &str) -> Result<Vec<Comment>> {
         self.db.with(|c| {
-            let comment = get(c, comment_id)?;
+            get(c, comment_id)?;
+            let mut stmt = c.prepare_cached(&format!(
+                "WITH RECURSIVE thread(id, depth) AS (SELECT ?1, 0 UNION ALL SELECT comments.id, depth + 1 FROM comments JOIN thread ON comments.parent_id = thread.id)
+                 SELECT {COLUMNS} FROM comments JOIN thread USING (id) ORDER BY depth DESC"
+            ))?;
+            let thread = stmt.query_map([comment_id], comment_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             delete_thread(c, comment_id)?;
-            Ok(comment)
+            Ok(thread)
         })
     }
 

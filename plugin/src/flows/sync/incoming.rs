@@ -107,16 +107,7 @@ impl Flow for SyncJob {
             return Ok(Step::done("the file is not linked to a DAM document"));
         };
         if outgoing::posting(ctx.host, &link.document_id)? {
-            // A DAM comment is on its way to Frame.io: syncing now could import it a
-            // second time before its key is recorded. Look again shortly.
-            return Ok(Step::Next {
-                delay_ms: OUTBOUND_WAIT_MS,
-                payload: serde_json::to_vec(&SyncJob { target: Target::File(file_id), account_id: link.account_id.clone() })
-                    .expect("sync jobs serialise to JSON"),
-                status: "waiting for a DAM comment on its way to Frame.io".into(),
-                wake_on_transfer: None,
-                enqueue: Vec::new(),
-            });
+            return Ok(wait_for_posts(&link));
         }
         converge(ctx, &link)
     }
@@ -156,17 +147,38 @@ fn any_link_in(host: &dyn Host, account_id: &str) -> Result<Option<Link>> {
 }
 
 /// Brings the document to the file's current state in Frame.io.
+/// A DAM comment is on its way to Frame.io: syncing now could import it a second
+/// time before its key is recorded. Look again shortly.
+fn wait_for_posts(link: &Link) -> Step {
+    Step::Next {
+        delay_ms: OUTBOUND_WAIT_MS,
+        payload: serde_json::to_vec(&SyncJob { target: Target::File(link.file_id.clone()), account_id: link.account_id.clone() })
+            .expect("sync jobs serialise to JSON"),
+        status: "waiting for a DAM comment on its way to Frame.io".into(),
+        wake_on_transfer: None,
+        enqueue: Vec::new(),
+    }
+}
+
+/// Brings the document to the file's current state in Frame.io.
+///
+/// The DAM's comments are read before Frame.io's, and posts under way are looked
+/// for again after both reads: a DAM comment that got its key after the first read
+/// was in Frame.io before the second, so it is neither deleted nor imported again.
 fn converge(ctx: &Context, link: &Link) -> Result<Step> {
     let api = ctx.api(&link.user)?;
-    let mut comments = api.comments(&link.account_id, &link.file_id)?;
-    let status = api.review_status(&link.account_id, &link.file_id)?;
-    order_parents_first(&mut comments);
     let existing: BTreeMap<String, crate::host::Comment> = ctx
         .host
         .list_comments(&link.document_id)?
         .into_iter()
         .filter_map(|c| c.external_key.clone().map(|key| (key, c)))
         .collect();
+    let mut comments = api.comments(&link.account_id, &link.file_id)?;
+    let status = api.review_status(&link.account_id, &link.file_id)?;
+    if outgoing::posting(ctx.host, &link.document_id)? {
+        return Ok(wait_for_posts(link));
+    }
+    order_parents_first(&mut comments);
     let key_of_id: BTreeMap<&str, &str> = existing.iter().map(|(key, c)| (c.id.as_str(), key.as_str())).collect();
     let mut written = 0;
     let mut seen = BTreeSet::new();
@@ -188,7 +200,12 @@ fn converge(ctx: &Context, link: &Link) -> Result<Step> {
         written += 1;
     }
     let mut deleted = 0;
-    for key in existing.keys().filter(|k| links::comment_of_key(k).is_some() && !seen.contains(*k)) {
+    for (key, gone) in existing.iter().filter(|(k, _)| links::comment_of_key(k).is_some() && !seen.contains(*k)) {
+        // Deleting a comment deletes its replies; one still in Frame.io (a DAM reply
+        // that went there as a comment of its own) stays, as a comment of its own.
+        for (child_key, child) in existing.iter().filter(|(k, c)| c.parent_id.as_deref() == Some(gone.id.as_str()) && seen.contains(*k)) {
+            ctx.host.put_comment(&link.document_id, child_key, None, &child.body)?;
+        }
         if ctx.host.delete_comment(&link.document_id, key)? {
             deleted += 1;
         }

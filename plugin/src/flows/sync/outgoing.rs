@@ -164,6 +164,10 @@ fn add(ctx: &Context, api: &dyn FrameioApi, link: &Link, c: &DamComment) -> Resu
     if let Some(posted) = frameio_id(ctx.host, &c.comment_id)? {
         return Ok(format!("already posted as {posted}"));
     }
+    if !in_dam(ctx.host, c)? {
+        withdraw_unrecorded(ctx, api, link, c)?;
+        return Ok("deleted in the DAM before it was posted".into());
+    }
     let parent_id = match &c.parent_id {
         Some(parent) => frameio_id(ctx.host, parent)?,
         None => None,
@@ -182,11 +186,41 @@ fn add(ctx: &Context, api: &dyn FrameioApi, link: &Link, c: &DamComment) -> Resu
             api.create_comment(&link.account_id, &link.file_id, &new)?
         }
     };
-    ctx.host.set_comment_key(&c.comment_id, &links::comment_key(&created.id))?;
+    match ctx.host.set_comment_key(&c.comment_id, &links::comment_key(&created.id)) {
+        Ok(()) => {}
+        // Deleted in the DAM while it was being posted: take it back out of Frame.io,
+        // or the next sync would bring it back.
+        Err(crate::host::HostError::NotFound(_)) => {
+            api.delete_comment(&link.account_id, &created.id)?;
+            ctx.host.storage_delete(&started_key)?;
+            return Ok("deleted in the DAM while it was posted; taken back out of Frame.io".into());
+        }
+        Err(e) => return Err(e.into()),
+    }
     links::pair_comment(ctx.host, &c.comment_id, &created.id)?;
     links::remember_comment(ctx.host, &created.id, &link.file_id)?;
     ctx.host.storage_delete(&started_key)?;
     Ok(format!("posted as Frame.io comment {}", created.id))
+}
+
+/// A post of `c` that was interrupted after Frame.io took the comment and before
+/// it was recorded left a comment nobody pairs: once `c` is deleted in the DAM, that
+/// one goes too, or a sync would bring it back. Whether there was one.
+fn withdraw_unrecorded(ctx: &Context, api: &dyn FrameioApi, link: &Link, c: &DamComment) -> Result<bool> {
+    let started_key = format!("{POSTING}{}", c.comment_id);
+    let Some(started) = store::load::<u64>(ctx.host, &started_key)? else { return Ok(false) };
+    let new = NewComment { text: c.text.clone(), frame: c.frame, parent_id: None };
+    let found = adopt(ctx.host, api, link, &new, started.value)?;
+    if let Some(found) = &found {
+        api.delete_comment(&link.account_id, &found.id)?;
+    }
+    ctx.host.storage_delete(&started_key)?;
+    Ok(found.is_some())
+}
+
+/// Whether the DAM still has the comment.
+fn in_dam(host: &dyn Host, c: &DamComment) -> Result<bool> {
+    Ok(host.list_comments(&c.document_id)?.iter().any(|stored| stored.id == c.comment_id))
 }
 
 /// A comment on the file with the same text and frame, made since `started` (less a
@@ -211,6 +245,9 @@ fn edit(ctx: &Context, api: &dyn FrameioApi, link: &Link, c: &DamComment) -> Res
 
 fn delete(ctx: &Context, api: &dyn FrameioApi, link: &Link, c: &DamComment) -> Result<String> {
     let Some(id) = frameio_id(ctx.host, &c.comment_id)? else {
+        if withdraw_unrecorded(ctx, api, link, c)? {
+            return Ok("taken out of Frame.io, where an interrupted post had put it".into());
+        }
         return Ok("the comment never reached Frame.io".into());
     };
     api.delete_comment(&link.account_id, &id)?;

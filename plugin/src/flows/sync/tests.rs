@@ -264,3 +264,23 @@ fn the_reconcile_turns_a_paused_webhook_back_on_and_remakes_a_lost_one() {
     let (_, url) = world.webhooks.values().next().unwrap();
     assert!(url.contains("/webhooks/s"), "under the same subscription URL: {url}");
 }
+
+#[test]
+fn a_comment_deleted_in_the_dam_after_an_interrupted_post_is_taken_out_of_frameio() {
+    let s = setup();
+    let mine = s.host.put_comment(&s.document_id, "x", None, &crate::host::CommentBody { text: "Gone soon".into(), ..Default::default() }).unwrap();
+    s.host.comments.borrow_mut()[0].external_key = None;
+    let comment = DamComment { document_id: s.document_id.clone(), comment_id: mine.id.clone(), parent_id: None, user: "alice".into(), text: "Gone soon".into(), frame: None };
+    outgoing::notify(&s.host, DamEvent::CommentAdded(comment.clone())).unwrap();
+    // The post reached Frame.io, then the host died before recording it.
+    let started = s.host.now.get();
+    crate::store::save(&s.host, &format!("posting/{}", mine.id), &started).unwrap();
+    crate::frameio::Reviews::create_comment(&crate::flows::fake_frameio::FakeFrameio(s.world.clone()), "acc1", "a1", &crate::frameio::model::NewComment { text: "Gone soon".into(), ..Default::default() }).unwrap();
+    s.world.borrow_mut().comments[0].created_at = started;
+    // The DAM user deletes it; the delete runs before the interrupted post is retried.
+    s.host.comments.borrow_mut().clear();
+    let deleted = outgoing::notify(&s.host, DamEvent::CommentDeleted(comment)).unwrap();
+    let (outcome, _) = s.run(&deleted[0]);
+    assert!(matches!(&outcome, Outcome::Done { summary, .. } if summary.contains("interrupted post")), "{outcome:?}");
+    assert!(s.world.borrow().comments.is_empty(), "nothing left for a sync to bring back");
+}
