@@ -138,7 +138,35 @@ async fn bad_sends_are_refused_with_the_reason(fx: &Fixture) {
     world.stop().await;
 }
 
+async fn expired_part_urls_are_replaced_and_the_file_arrives_whole(fx: &Fixture) {
+    let (world, _dir, bound) = bound_world_on(fx).await;
+    let document = pushed_document(&world, &bound, fx, fx.video).await;
+    // Every part URL is refused as expired until the connector has started over.
+    let expired: frameio_sim::Faults = serde_json::from_value(json!({ "upload": { "expired": 1.0 } })).unwrap();
+    world.control.set_faults(&expired).await.unwrap();
+    let answer = world.admin(Method::POST, &format!("/documents/{document}/review"), Some(request(&bound, fx, now() + 86_400))).await.unwrap();
+    let key = answer.body["job_key"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + JOB_TIMEOUT;
+    loop {
+        let job = world.job_by_key(&key).await.unwrap().unwrap();
+        if job.status_text.as_deref().unwrap_or_default().contains("part URLs expired") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline && job.state != "failed", "no renewal seen: {job:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    world.control.set_faults(&frameio_sim::Faults::default()).await.unwrap();
+    let job = world.wait_for_job(&key, JOB_TIMEOUT).await.unwrap();
+    assert_eq!(job.state, "done", "{job:?}");
+    let doc = world.document(&document).await.unwrap();
+    let file_id = doc["properties"]["frameio.review-file-id"].as_str().unwrap();
+    let blob = world.host.services.blobs.info(doc["versions"][0]["blob_id"].as_str().unwrap()).unwrap().unwrap();
+    assert_eq!(world.control.content_hash(file_id).await.unwrap()["xx_hash"], blob.xxhash64, "whole, byte for byte");
+    world.stop().await;
+}
+
 on_both_apis!(
+    expired_part_urls_are_replaced_and_the_file_arrives_whole,
     a_version_is_uploaded_shared_with_its_reviewers_and_made_once,
     a_newer_version_is_stacked_on_the_earlier_upload,
     bad_sends_are_refused_with_the_reason,

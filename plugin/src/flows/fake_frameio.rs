@@ -260,7 +260,8 @@ impl Publishing for FakeFrameio {
     fn create_upload(&self, _account_id: &str, folder_id: &str, upload: &NewUpload) -> Result<Upload> {
         self.call(format!("create_upload {folder_id} {}", upload.name))?;
         let mut world = self.0.borrow_mut();
-        let id = format!("up-{}", world.uploads.len() + 1);
+        let made = world.calls.iter().filter(|c| c.starts_with("create_upload")).count();
+        let id = format!("up-{made}");
         world.uploads.insert(id.clone(), false);
         let half = upload.size / 2;
         let parts = vec![Part { url: format!("https://s3.example/{id}/1"), size: half }, Part { url: format!("https://s3.example/{id}/2"), size: upload.size - half }];
@@ -291,6 +292,12 @@ impl Publishing for FakeFrameio {
         world.shares.push(share.clone());
         let n = world.shares.len();
         Ok(Share { id: format!("share-{n}"), url: format!("https://f.io/r{n}"), invited: !share.reviewers.is_empty() })
+    }
+
+    fn delete_file(&self, _account_id: &str, file_id: &str) -> Result<()> {
+        self.call(format!("delete_file {file_id}"))?;
+        self.0.borrow_mut().uploads.remove(file_id);
+        Ok(())
     }
 }
 

@@ -128,6 +128,9 @@ pub trait Publishing {
     fn stack(&self, account_id: &str, folder_id: &str, earlier_id: &str, newer_id: &str) -> Result<String>;
     /// Makes a review link or share of assets in a project.
     fn create_share(&self, account_id: &str, project_id: &str, share: &NewShare) -> Result<Share>;
+    /// Deletes a file (an upload abandoned for fresh part URLs). Deleting one that
+    /// is already gone succeeds.
+    fn delete_file(&self, account_id: &str, file_id: &str) -> Result<()>;
 }
 
 /// Everything the flows ask of Frame.io, on behalf of one connected user.

@@ -17,7 +17,7 @@ use crate::flows::sync::links::{self, Link};
 use crate::flows::{Context, Flow, Step, subject_title};
 use crate::frameio::FrameioApi;
 use crate::frameio::model::{NewShare, NewUpload, Share};
-use crate::host::{Message, Recipient, Rendition, TransferStatus, UploadPart, UploadRequest};
+use crate::host::{Message, Recipient, Rendition, TransferError, TransferStatus, UploadPart, UploadRequest};
 use crate::store;
 
 /// `review-upload/<document>/<version>/<rendition>/<folder>`: the file a version was
@@ -33,6 +33,8 @@ const TOLD: &str = "review-told/";
 const MAX_CHECKS: u32 = 120;
 /// Poll intervals of a running upload.
 const POLL_MS: u32 = 250;
+/// Fresh uploads after part URLs expired, before the send fails.
+const MAX_RENEWALS: u32 = 5;
 
 /// Where the file goes and what it is.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,6 +64,9 @@ pub struct ReviewJob {
     /// The request's digest: the job's key and its records' names.
     pub digest: String,
     pub stage: Stage,
+    /// Uploads abandoned because their part URLs expired.
+    #[serde(default)]
+    pub renewals: u32,
 }
 
 /// What a recorded upload says.
@@ -74,7 +79,7 @@ struct Uploaded {
 impl ReviewJob {
     /// The job for a checked request.
     pub fn new(request: ReviewRequest) -> ReviewJob {
-        ReviewJob { digest: digest(&request), request, stage: Stage::Start }
+        ReviewJob { digest: digest(&request), request, stage: Stage::Start, renewals: 0 }
     }
 
     /// The payload bytes.
@@ -189,6 +194,21 @@ impl ReviewJob {
         Ok(self.at(Stage::Uploading { target: target(&uploaded), transfer_key, polls: 0 }, POLL_MS, "uploading".into()))
     }
 
+    /// Part URLs expire, and neither API hands out new ones for a file: the file is
+    /// given up (deleted) and the upload starts over with a new one.
+    fn renew(&self, ctx: &Context, target: &Target) -> Result<Step> {
+        if self.renewals >= MAX_RENEWALS {
+            return Ok(Step::Failed("Frame.io storage kept refusing the upload (HTTP 403)".into()));
+        }
+        let binding = self.binding(ctx)?;
+        self.as_sender(ctx, &binding, |api| api.delete_file(&target.account_id, &target.file_id))?;
+        let doc = &self.request.document_id;
+        let upload_key = format!("{UPLOAD}{doc}/{}/{}/{}", self.request.version, super::kind_name(self.request.rendition), target.folder_id);
+        ctx.host.storage_delete(&upload_key)?;
+        let again = ReviewJob { renewals: self.renewals + 1, ..self.clone() };
+        Ok(again.at(Stage::Start, 0, "part URLs expired; uploading again with fresh ones".into()))
+    }
+
     fn poll(&self, ctx: &Context, target: Target, transfer_key: String, polls: u32) -> Result<Step> {
         match ctx.host.transfer_status(&transfer_key).map_err(|e| Error::Host(e.to_string()))? {
             Some(TransferStatus::Running { done, total }) => {
@@ -200,6 +220,7 @@ impl ReviewJob {
                 Ok(step)
             }
             Some(TransferStatus::Complete(_)) => Ok(self.at(Stage::Confirming { target, checks: 0 }, 0, "uploaded; confirming".into())),
+            Some(TransferStatus::Failed(TransferError::HttpStatus(403))) => self.renew(ctx, &target),
             Some(TransferStatus::Failed(e)) => Ok(Step::Failed(format!("the upload to Frame.io failed: {e}"))),
             None => Ok(Step::Failed("the host lost the upload".into())),
         }

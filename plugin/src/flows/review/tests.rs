@@ -183,3 +183,24 @@ fn the_automatic_structure_makes_a_show_project_once_and_a_folder_per_episode() 
     let outcome = s.run(&send(&ctx, s.request(&outside, Destination::Structure(s.binding.id.clone()))).unwrap());
     assert!(matches!(&outcome, Outcome::Failed(why) if why.contains("does not fit the review structure")), "{outcome:?}");
 }
+
+#[test]
+fn expired_part_urls_start_the_upload_over_with_a_fresh_file() {
+    let s = setup_for(Generation::V4);
+    let doc = s.document("f1", "cut.mp4", 1);
+    let ctx = context(&s.host, &s.world, Generation::V4);
+    let request = send(&ctx, s.request(&doc, Destination::Binding(s.binding.id.clone()))).unwrap();
+    let mut job = Job { id: "j".into(), key: request.key.clone(), kind: request.kind.clone(), payload: request.payload.clone(), attempt: 0 };
+    // The first upload's URLs have expired by the time its parts go.
+    *s.host.next_transfer.borrow_mut() = TransferStatus::Failed(crate::host::TransferError::HttpStatus(403));
+    for _ in 0..2 {
+        if let Outcome::Next { payload, .. } = jobs::run(&ctx, &job) {
+            job.payload = payload;
+        }
+    }
+    assert_eq!(s.calls("delete_file up-1"), 1, "the abandoned file is deleted");
+    *s.host.next_transfer.borrow_mut() = TransferStatus::Running { done: 0, total: 1000 };
+    let outcome = s.run(&JobRequest { key: job.key.clone(), kind: job.kind.clone(), payload: job.payload.clone() });
+    assert!(matches!(outcome, Outcome::Done { .. }), "{outcome:?}");
+    assert_eq!(s.world.borrow().shares[0].asset_ids, ["up-2"], "the fresh upload is shared");
+}

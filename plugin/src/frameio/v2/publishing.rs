@@ -115,6 +115,14 @@ impl Publishing for V2<'_> {
         let url = link.short_url.ok_or_else(|| Error::Frameio(FrameioError::new(resp.status, "the review link has no URL")))?;
         Ok(Share { id: link.id, url, invited: false })
     }
+
+    fn delete_file(&self, _account_id: &str, file_id: &str) -> Result<()> {
+        match self.transport.send(Method::Delete, &format!("/assets/{}", segment(file_id)?), None) {
+            Ok(_) => Ok(()),
+            Err(Error::Frameio(e)) if e.status == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

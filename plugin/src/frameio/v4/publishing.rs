@@ -137,4 +137,13 @@ impl Publishing for V4<'_> {
         }
         Ok(Share { id: made.id, url, invited })
     }
+
+    fn delete_file(&self, account_id: &str, file_id: &str) -> Result<()> {
+        let path = Self::in_account(account_id, &format!("/files/{}", segment(file_id)?))?;
+        match self.transport.send(Method::Delete, &path, None) {
+            Ok(_) => Ok(()),
+            Err(Error::Frameio(e)) if e.status == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }
