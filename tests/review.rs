@@ -81,9 +81,11 @@ async fn a_version_is_uploaded_shared_with_its_reviewers_and_made_once(fx: &Fixt
     let told: Vec<&str> = emails.iter().filter(|e| e.body.contains(&link)).map(|e| e.to.as_str()).collect();
     assert_eq!(told.len(), 2, "each reviewer once: {told:?}");
 
-    // The same send again is the same job: no second upload, link or email.
-    let again = world.admin(Method::POST, &format!("/documents/{document}/review"), Some(body)).await.unwrap();
-    assert_eq!(again.status, 202);
+    // The same send five times more is the same job: no second upload, link or email.
+    for _ in 0..5 {
+        let again = world.admin(Method::POST, &format!("/documents/{document}/review"), Some(body.clone())).await.unwrap();
+        assert_eq!(again.status, 202);
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(world.control.shares().await.unwrap().len(), 1);
     assert_eq!(world.emails().unwrap().iter().filter(|e| e.body.contains(&link)).count(), 2);
@@ -165,7 +167,46 @@ async fn expired_part_urls_are_replaced_and_the_file_arrives_whole(fx: &Fixture)
     world.stop().await;
 }
 
+async fn the_automatic_structure_makes_one_project_per_show_and_a_folder_per_episode(fx: &Fixture) {
+    let (world, _dir, _bound) = bound_world_on(fx).await;
+    // Two episodes of a new show, bound and pushed, then sent at the same time.
+    let mut documents = Vec::new();
+    let mut binding = String::new();
+    for (n, episode) in ["Ep01", "Ep02"].iter().enumerate() {
+        let folder = world.create_folder(&format!("/Harbor Lights/{episode}"), episode).await.unwrap();
+        let folder_id = folder["id"].as_str().unwrap().to_string();
+        let bound = world.bind("dana", &folder_id, fx.account, fx.project, &format!("Push {episode}")).await.unwrap();
+        assert_eq!(bound.status, 201, "{}", bound.body);
+        let action = bound.body["action_id"].as_str().unwrap().to_string();
+        binding = bound.body["id"].as_str().unwrap().to_string();
+        let asset = if n == 0 { fx.video } else { fx.stack_v1 };
+        let (form, _) = world.push(&action, asset, fx.pusher, json!({"notify": "no"})).await.unwrap();
+        world.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await.unwrap();
+        documents.push(world.documents(&folder_id).await.unwrap()[0]["id"].as_str().unwrap().to_string());
+    }
+    let paths: Vec<String> = documents.iter().map(|doc| format!("/documents/{doc}/review")).collect();
+    let sends = paths.iter().map(|path| {
+        let body = json!({"user": "dana", "binding_id": binding, "structure": true, "reviewers": ["rita@client.example"]});
+        world.admin(Method::POST, path, Some(body))
+    });
+    let keys: Vec<String> = futures_util::future::join_all(sends).await.into_iter().map(|a| a.unwrap().body["job_key"].as_str().unwrap().to_string()).collect();
+    for key in keys {
+        let job = world.wait_for_job(&key, JOB_TIMEOUT).await.unwrap();
+        assert_eq!(job.state, "done", "{job:?}");
+    }
+    let (projects, _) = world.browse_all(&format!("/users/dana/accounts/{}/workspaces/{}/projects", fx.account, fx.workspace)).await.unwrap();
+    let shows: Vec<&Value> = projects.iter().filter(|p| p["name"] == "Harbor Lights").collect();
+    assert_eq!(shows.len(), 1, "one project for the show: {projects:?}");
+    let root = shows[0]["root_folder_id"].as_str().unwrap();
+    let (episodes, _) = world.browse_all(&format!("/users/dana/accounts/{}/folders/{root}/children?kinds=folders", fx.account)).await.unwrap();
+    let mut names: Vec<&str> = episodes.iter().filter_map(|e| e["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["Ep01", "Ep02"]);
+    world.stop().await;
+}
+
 on_both_apis!(
+    the_automatic_structure_makes_one_project_per_show_and_a_folder_per_episode,
     expired_part_urls_are_replaced_and_the_file_arrives_whole,
     a_version_is_uploaded_shared_with_its_reviewers_and_made_once,
     a_newer_version_is_stacked_on_the_earlier_upload,
