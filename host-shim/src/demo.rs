@@ -147,7 +147,9 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     wait_until("the completed upload's import", || async { Ok(w.documents(&folder_id).await?.len() > before) }).await?;
     detail("the upload completed in Frame.io; its webhook resumed the push, and the file is a document now");
 
-    step(14, "Dana unbinds the folder: the custom action is deleted, documents stay");
+    send_for_review(w, &doc_id, bound.body["id"].as_str().context("binding id")?).await?;
+
+    step(16, "Dana unbinds the folder: the custom action is deleted, documents stay");
     let binding_id = bound.body["id"].as_str().context("binding id")?;
     w.admin(reqwest::Method::DELETE, &format!("/bindings/{binding_id}"), None).await?;
     if w.control.click(&action_id, fx.video, Some(fx.pusher)).await.is_err() {
@@ -156,7 +158,7 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     let late = w.control.late_click(&action_id, fx.video, Some(fx.pusher)).await?;
     detail(format!("a delivery already under way is answered: {}: {}", late.body["title"], late.body["description"]));
 
-    step(15, "The bound folder at the end");
+    step(17, "The bound folder at the end");
     for doc in w.documents(&folder_id).await? {
         let id = doc["id"].as_str().unwrap_or_default().to_string();
         show_document(w, &id, false).await?;
@@ -214,6 +216,43 @@ async fn show_comments(w: &World, doc_id: &str) -> anyhow::Result<()> {
         ));
     }
     detail(format!("  review status: {}", doc["status"].as_str().unwrap_or("none")));
+    Ok(())
+}
+
+/// Dana sends the document to Frame.io for review, then sends its newer version.
+async fn send_for_review(w: &World, doc_id: &str, binding_id: &str) -> anyhow::Result<()> {
+    step(14, "Dana sends the document to Frame.io for review: the host uploads it, a link goes to the reviewers");
+    let capabilities = w.admin_ok(reqwest::Method::GET, "/review/capabilities", None).await?;
+    detail(format!("on this API: {}", capabilities["watermark_note"].as_str().unwrap_or("")));
+    let expires_at = crate::server::unix_now() + 7 * 86_400;
+    let request = json!({
+        "user": "dana", "binding_id": binding_id, "reviewers": ["rita@client.example"],
+        "description": "Cut 2 for sign-off", "expires_at": expires_at, "password": "spring-cut-2",
+        "watermark": w.fixture.api == Generation::V4,
+    });
+    let started = Instant::now();
+    let key = w.admin_ok(reqwest::Method::POST, &format!("/documents/{doc_id}/review"), Some(request.clone())).await?["job_key"]
+        .as_str()
+        .context("job key")?
+        .to_string();
+    let job = w.wait_for_job(&key, JOB_TIMEOUT).await?;
+    detail(format!("{} in {} ms: {}", job.state, started.elapsed().as_millis(), job.result_text.unwrap_or_default()));
+    let doc = w.document(doc_id).await?;
+    let file_id = doc["properties"]["frameio.review-file-id"].as_str().unwrap_or("").to_string();
+    let stored = w.control.content_hash(&file_id).await?;
+    detail(format!("Frame.io holds {} bytes, xxHash64 {} (the DAM's version, byte for byte)", stored["size"], stored["xx_hash"]));
+    for email in w.emails()?.iter().filter(|e| e.to.contains("rita@")) {
+        detail(format!("To: {} | Subject: {}", email.to, email.subject));
+    }
+    step(15, "The same send again changes nothing; a reviewer's comment on the review file comes back to the document");
+    w.admin_ok(reqwest::Method::POST, &format!("/documents/{doc_id}/review"), Some(request)).await?;
+    w.control.comment(w.fixture.consenting_user, &file_id, json!({ "text": "Approved for broadcast" })).await?;
+    wait_until("the review comment", || async {
+        let doc = w.document(doc_id).await?;
+        Ok(doc["comments"].as_array().is_some_and(|c| c.iter().any(|c| c["text"] == "Approved for broadcast")))
+    })
+    .await?;
+    detail(format!("one link, {} shares in Frame.io; the comment is on the document", w.control.shares().await?.len()));
     Ok(())
 }
 

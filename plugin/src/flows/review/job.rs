@@ -288,7 +288,8 @@ impl ReviewJob {
         ];
         let properties: Vec<(String, String)> = properties.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         ctx.host.set_properties(&self.request.document_id, &properties)?;
-        Ok(Step::done(format!("sent for review: {} ({} reviewers)", share.url, self.request.reviewers.len())))
+        let reviewers = self.request.reviewers.len();
+        Ok(Step::done(format!("sent for review: {} ({reviewers} {})", share.url, if reviewers == 1 { "reviewer" } else { "reviewers" })))
     }
 
     /// Emails each reviewer the link, once each however often the step runs.
