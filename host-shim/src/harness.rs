@@ -472,3 +472,58 @@ impl Email {
         Ok(Email { path: path.to_path_buf(), to: header("To"), subject: header("Subject"), body: body.to_string() })
     }
 }
+
+/// A DAM document made by [`seed_document`].
+#[derive(Debug, Clone)]
+pub struct SeededDocument {
+    pub folder_id: String,
+    pub document_id: String,
+    /// The version's blob (BLAKE3 id, size, xxHash64).
+    pub blob: crate::blobs::BlobInfo,
+    /// The blob's file, for peers that read the same bytes.
+    pub blob_path: PathBuf,
+}
+
+/// Writes a DAM folder (`folder_path`, made if missing) holding a document `title`
+/// whose one version is `size` bytes of the simulator's generated content for
+/// `content_key` ([`frameio_sim::Content`]), into the data directory of a host that
+/// is not running (a running host holds the directory's lock). Content from a key
+/// costs nothing to store beforehand and can be generated again to check what a
+/// far end received. The blob goes through the blob store's own staging, sealing
+/// and installing, so the host finds it exactly as if it had imported it.
+pub fn seed_document(data_dir: &Path, folder_path: &str, title: &str, content_key: &str, size: u64) -> anyhow::Result<SeededDocument> {
+    use std::io::Write;
+
+    use crate::blobs::{BlobStore, ContentHash};
+    use crate::imports::repository::Repository;
+
+    std::fs::create_dir_all(data_dir)?;
+    let db = crate::db::Database::open(&data_dir.join("host.sqlite3"))?;
+    let blobs = BlobStore::open(&data_dir.join(app::BLOBS_DIR), db.clone())?;
+    let staged = blobs.staging_file(&format!("seed-{}", hex::encode(rand::random::<[u8; 8]>())))?;
+    let content = frameio_sim::Content::new(content_key, size);
+    let mut hash = ContentHash::new();
+    {
+        let mut out = std::io::BufWriter::with_capacity(8 << 20, std::fs::File::create(&staged)?);
+        let mut buf = vec![0u8; 8 << 20];
+        let mut offset = 0u64;
+        while offset < size {
+            let n = (size - offset).min(buf.len() as u64) as usize;
+            content.fill(offset, &mut buf[..n]);
+            hash.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            offset += n as u64;
+        }
+        out.flush()?;
+    }
+    let blob = blobs.install(blobs.seal_with(&staged, || Ok(hash))?)?;
+    let repository = Repository::new(db, blobs.clone(), "http://127.0.0.1");
+    let folder = match repository.list_folders()?.into_iter().find(|f| f.path == folder_path) {
+        Some(folder) => folder,
+        None => repository.create_folder(folder_path, folder_path.trim_start_matches('/'))?,
+    };
+    let document = repository.ensure_document(&folder.id, &format!("seed:{content_key}"), title)?;
+    repository.add_version(&document.id, &format!("seed:{content_key}:{}", blob.id), &blob.id, &[])?;
+    let blob_path = blobs.path(&blob.id).context("the seeded blob's file is missing")?;
+    Ok(SeededDocument { folder_id: folder.id, document_id: document.id, blob, blob_path })
+}
