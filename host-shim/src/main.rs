@@ -61,6 +61,13 @@ enum Command {
         /// Comments timed each way by the sync latency benchmark.
         #[arg(long, default_value_t = 1000)]
         sync_comments: usize,
+        /// Only send-for-review uploads, on both API generations, against `curl -T`
+        /// and the SDKs' uploaders (`--no-peers` skips those).
+        #[arg(long)]
+        only_upload: bool,
+        /// Sizes to upload with `--only-upload`, in MiB.
+        #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
+        upload_sizes: Vec<u64>,
     },
     /// Show a host's transfers as progress bars until none is running.
     Transfers {
@@ -121,7 +128,18 @@ async fn main() -> anyhow::Result<()> {
             };
             host_shim::progress::watch(&admin, &token, follow).await
         }
-        Command::Bench { component, work_dir, sizes, no_peers, only_inbound, only_flood, only_sync, sync_comments } => {
+        Command::Bench {
+            component,
+            work_dir,
+            sizes,
+            no_peers,
+            only_inbound,
+            only_flood,
+            only_sync,
+            sync_comments,
+            only_upload,
+            upload_sizes,
+        } => {
             let options = host_shim::bench::BenchOptions {
                 component,
                 work_dir,
@@ -131,6 +149,8 @@ async fn main() -> anyhow::Result<()> {
                 only_flood,
                 only_sync,
                 sync_comments,
+                only_upload,
+                upload_sizes_mib: upload_sizes,
             };
             host_shim::bench::run(options).await
         }

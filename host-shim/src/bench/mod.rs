@@ -11,6 +11,7 @@ mod flood;
 mod inbound;
 mod peers;
 mod sync;
+mod upload;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,6 +40,11 @@ pub struct BenchOptions {
     pub only_sync: bool,
     /// Comments timed each way by the sync latency benchmark.
     pub sync_comments: usize,
+    /// Measure only send-for-review uploads (both generations), against `curl -T`
+    /// and the SDKs' uploaders unless `peers` is off.
+    pub only_upload: bool,
+    /// Sizes to upload, in MiB.
+    pub upload_sizes_mib: Vec<u64>,
 }
 
 /// One size's figures.
@@ -60,6 +66,11 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     if options.only_sync {
         let figures = sync::measure(&component, &work, options.sync_comments).await?;
         sync::print(&figures);
+        return Ok(());
+    }
+    if options.only_upload {
+        let rows = upload::measure(&component, &work, &options.upload_sizes_mib, options.peers).await?;
+        upload::print(&rows);
         return Ok(());
     }
     if options.only_flood {
