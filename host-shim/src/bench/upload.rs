@@ -188,24 +188,25 @@ impl TransferWatch {
                 loop {
                     let job = admin.job_by_key(&job_key).await.ok().flatten();
                     let listed = admin.admin_ok(reqwest::Method::GET, "/transfers", None).await;
-                    let now = Instant::now();
-                    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(job) = job {
-                        let text = format!("{}: {}", job.state, job.status_text.unwrap_or_default());
-                        if seen.statuses.last().is_none_or(|(_, last)| *last != text) {
-                            seen.statuses.push((now, text));
+                    {
+                        let now = Instant::now();
+                        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(job) = job {
+                            let text = format!("{}: {}", job.state, job.status_text.unwrap_or_default());
+                            if seen.statuses.last().is_none_or(|(_, last)| *last != text) {
+                                seen.statuses.push((now, text));
+                            }
                         }
-                    }
-                    if let Ok(mut listed) = listed {
-                        let transfers = listed["transfers"].take();
-                        if let Some(upload) = transfers.as_array().into_iter().flatten().find(|t| t["kind"] == "upload") {
-                            seen.first.get_or_insert(now);
-                            if upload["state"] == "complete" {
-                                seen.complete.get_or_insert(now);
+                        if let Ok(mut listed) = listed {
+                            let transfers = listed["transfers"].take();
+                            if let Some(upload) = transfers.as_array().into_iter().flatten().find(|t| t["kind"] == "upload") {
+                                seen.first.get_or_insert(now);
+                                if upload["state"] == "complete" {
+                                    seen.complete.get_or_insert(now);
+                                }
                             }
                         }
                     }
-                    drop(seen);
                     tokio::time::sleep(TRANSFER_POLL).await;
                 }
             }
