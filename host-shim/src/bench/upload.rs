@@ -139,7 +139,9 @@ async fn measure_one(
 /// exactly the blob's bytes.
 async fn send(sim: &Simulator, admin: &AdminClient, fx: &Fixture, seeded: &SeededDocument) -> anyhow::Result<(f64, Option<f64>, usize)> {
     admin.connect("dana").await?;
-    let bound = admin.bind("dana", &seeded.folder_id, fx.account, fx.project, "Upload bench import").await?;
+    // Custom action names are unique per team, and every size binds anew.
+    let action = format!("Upload bench {}", seeded.document_id);
+    let bound = admin.bind("dana", &seeded.folder_id, fx.account, fx.project, &action).await?;
     let binding_id = bound.body["id"].as_str().with_context(|| format!("bind failed: {}", bound.body))?.to_string();
     let body = json!({ "user": "dana", "binding_id": binding_id, "reviewers": [], "description": "upload bench" });
     let started = Instant::now();
