@@ -13,6 +13,8 @@ mod wit {
     wit_bindgen::generate!({ world: "connector", path: "../wit" });
 }
 
+mod forms;
+
 use wit::exports::frameio_dam::connector as exports;
 use wit::frameio_dam::connector::{http, notifications, repository, storage, transfer, types};
 

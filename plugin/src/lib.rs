@@ -6,6 +6,7 @@
 //!
 //! Layers, each using only those listed after it:
 //! - `guest`: the WIT glue;
+//! - [`forms`]: the dialogs a DAM shows (settings, bind, send for review);
 //! - [`inbound`]: everything Frame.io sends, verified and routed;
 //! - [`jobs`]: the dispatch table and the one retry policy;
 //! - [`flows`]: bindings, browsing, the push flow, each written once for both API
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod error;
 pub mod flows;
+pub mod forms;
 pub mod frameio;
 pub mod host;
 pub mod inbound;

@@ -5,6 +5,7 @@
 //! trap poisons nothing: the connector keeps its state in the `storage` import.
 
 mod cache;
+mod forms;
 mod limits;
 mod links;
 
@@ -38,7 +39,7 @@ pub mod wit {
     });
 }
 
-pub use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, inbound, jobs, oauth, provider, review};
+pub use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, forms as dialogs, inbound, jobs, oauth, provider, review};
 pub use wit::frameio_dam::connector::types::{Error as ConnectorError, JobRequest, Property};
 
 /// How often the epoch advances: the granularity of call deadlines, and how often
@@ -96,6 +97,7 @@ struct Exports {
     jobs: jobs::GuestIndices,
     dam_events: dam_events::GuestIndices,
     review: review::GuestIndices,
+    dialogs: dialogs::GuestIndices,
 }
 
 impl Exports {
@@ -109,6 +111,7 @@ impl Exports {
             jobs: jobs::GuestIndices::new(pre)?,
             dam_events: dam_events::GuestIndices::new(pre)?,
             review: review::GuestIndices::new(pre)?,
+            dialogs: dialogs::GuestIndices::new(pre)?,
         })
     }
 }

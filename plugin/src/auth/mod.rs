@@ -6,6 +6,7 @@
 
 mod grant;
 mod lease;
+mod probe;
 
 use std::fmt;
 
@@ -24,6 +25,7 @@ use crate::settings::{self, Settings};
 use crate::store;
 use grant::{GrantError, token_request};
 pub use lease::Session;
+pub use probe::{check_api, check_app};
 
 /// How long an authorization may take, from `begin` to `complete`.
 const STATE_TTL_SECS: u64 = 600;

@@ -87,7 +87,7 @@ pub fn load(host: &dyn Host, id: &str) -> Result<Option<Binding>> {
     Ok(store::load(host, &binding_key(id))?.map(|s| s.value))
 }
 
-fn checked_action_name(raw: &str) -> Result<String> {
+pub(crate) fn checked_action_name(raw: &str) -> Result<String> {
     let name = raw.trim();
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_ACTION_NAME_CHARS || name.chars().any(char::is_control) {

@@ -91,9 +91,39 @@ pub fn capabilities(generation: Generation) -> Capabilities {
     }
 }
 
+/// Why a request was refused: a value, named by its field of the send dialog
+/// (`forms`), or anything else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `field` is one of `version`, `rendition`, `reviewers`, `description`,
+    /// `expires-at`, `password` and `watermark`.
+    Value { field: &'static str, why: String },
+    Other(Error),
+}
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Self {
+        Refused::Other(e)
+    }
+}
+
+impl From<crate::host::HostError> for Refused {
+    fn from(e: crate::host::HostError) -> Self {
+        Refused::Other(e.into())
+    }
+}
+
 /// Checks a request and returns the job that sends it. Nothing is created before
 /// the job runs.
 pub fn send(ctx: &Context, req: ReviewRequest) -> Result<JobRequest> {
+    send_checked(ctx, req).map_err(|refused| match refused {
+        Refused::Value { why, .. } => Error::InvalidInput(why),
+        Refused::Other(e) => e,
+    })
+}
+
+/// [`send`], telling which value was refused.
+pub fn send_checked(ctx: &Context, req: ReviewRequest) -> std::result::Result<JobRequest, Refused> {
     let version = check(ctx, &req)?;
     let req = ReviewRequest { version, ..req };
     let job = ReviewJob::new(req);
@@ -101,45 +131,45 @@ pub fn send(ctx: &Context, req: ReviewRequest) -> Result<JobRequest> {
 }
 
 /// Refuses what cannot be sent, naming why; returns the version number resolved.
-fn check(ctx: &Context, req: &ReviewRequest) -> Result<u32> {
-    let invalid = |why: String| Err(Error::InvalidInput(why));
+fn check(ctx: &Context, req: &ReviewRequest) -> std::result::Result<u32, Refused> {
+    let invalid = |field: &'static str, why: String| Err(Refused::Value { field, why });
     let document = ctx.host.get_document(&req.document_id).map_err(|_| Error::NotFound(format!("document {}", req.document_id)))?;
     let version = if req.version == 0 { document.version_count } else { req.version };
     if version == 0 || version > document.version_count {
-        return invalid(format!("document {} has no version {}", document.title, req.version));
+        return invalid("version", format!("document {} has no version {}", document.title, req.version));
     }
     let renditions = ctx.host.renditions(&req.document_id, version)?;
     if !renditions.iter().any(|r| r.kind == req.rendition) {
-        return invalid(format!("version {version} of \"{}\" has no {} rendition", document.title, kind_name(req.rendition)));
+        return invalid("rendition", format!("version {version} of \"{}\" has no {} rendition", document.title, kind_name(req.rendition)));
     }
     match bindings::load(ctx.host, req.destination.binding_id())? {
         Some(binding) if binding.unbound_at.is_none() => {}
-        _ => return Err(Error::NotFound(format!("binding {}", req.destination.binding_id()))),
+        _ => return Err(Error::NotFound(format!("binding {}", req.destination.binding_id())).into()),
     }
     if req.reviewers.len() > MAX_REVIEWERS {
-        return invalid(format!("at most {MAX_REVIEWERS} reviewers"));
+        return invalid("reviewers", format!("at most {MAX_REVIEWERS} reviewers"));
     }
     if let Some(bad) = req.reviewers.iter().find(|e| !is_email(e)) {
-        return invalid(format!("{bad:?} is not an email address"));
+        return invalid("reviewers", format!("{bad:?} is not an email address"));
     }
     if req.description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return invalid(format!("the note is longer than {MAX_DESCRIPTION_CHARS} characters"));
+        return invalid("description", format!("the note is longer than {MAX_DESCRIPTION_CHARS} characters"));
     }
     if req.expires_at.is_some_and(|at| at <= ctx.host.now()) {
-        return invalid("the expiry date is in the past".into());
+        return invalid("expires-at", "the expiry date is in the past".into());
     }
     if let Some(password) = &req.password
         && !(4..=128).contains(&password.chars().count())
     {
-        return invalid("a password is 4 to 128 characters".into());
+        return invalid("password", "a password is 4 to 128 characters".into());
     }
     if req.watermark && !capabilities(ctx.settings.api).watermark {
-        return invalid(capabilities(ctx.settings.api).watermark_note.to_string());
+        return invalid("watermark", capabilities(ctx.settings.api).watermark_note.to_string());
     }
     Ok(version)
 }
 
-fn kind_name(kind: RenditionKind) -> &'static str {
+pub(crate) fn kind_name(kind: RenditionKind) -> &'static str {
     match kind {
         RenditionKind::Master => "master",
         RenditionKind::Proxy => "proxy",
@@ -147,7 +177,7 @@ fn kind_name(kind: RenditionKind) -> &'static str {
 }
 
 /// `name@host.domain`, printable, no spaces, at most 254 bytes.
-fn is_email(address: &str) -> bool {
+pub(crate) fn is_email(address: &str) -> bool {
     let Some((local, domain)) = address.split_once('@') else { return false };
     address.len() <= 254
         && !local.is_empty()
