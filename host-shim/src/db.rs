@@ -182,6 +182,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (transfer_key, number)
     ) WITHOUT ROWID;
     "#,
+    // 7: folders the connector makes (an archived project's tree): each has a parent
+    // and the connector's key, unique among its siblings, so a replayed step finds
+    // the folder it made; and properties on folders (the project's metadata).
+    r#"
+    ALTER TABLE folders ADD COLUMN parent_id TEXT REFERENCES folders(id);
+    ALTER TABLE folders ADD COLUMN external_key TEXT;
+    CREATE UNIQUE INDEX folders_key ON folders (parent_id, external_key) WHERE external_key IS NOT NULL;
+    CREATE TABLE folder_properties (
+        folder_id TEXT NOT NULL REFERENCES folders(id),
+        name      TEXT NOT NULL,
+        value     TEXT NOT NULL,
+        PRIMARY KEY (folder_id, name)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The shared database handle. Cloning is cheap: clones share one connection.

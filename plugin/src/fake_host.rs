@@ -14,6 +14,10 @@ pub struct FakeHost {
     /// Keys written with `storage_set_expiring`, and when they expire.
     pub expiries: RefCell<BTreeMap<String, u64>>,
     pub folders: RefCell<Vec<Folder>>,
+    /// Folders made by `ensure_folder`, by parent and key.
+    pub folder_keys: RefCell<BTreeMap<(String, String), String>>,
+    /// Properties set on folders, by folder id.
+    pub folder_properties: RefCell<BTreeMap<String, BTreeMap<String, String>>>,
     pub documents: RefCell<Vec<Document>>,
     pub versions: RefCell<Vec<(String, Version)>>,
     /// Properties set on documents, by document id.
@@ -52,6 +56,8 @@ impl FakeHost {
             kv: RefCell::default(),
             expiries: RefCell::default(),
             folders: RefCell::new(vec![Folder { id: "f1".into(), path: "/Marketing".into(), title: "Marketing".into() }]),
+            folder_keys: RefCell::default(),
+            folder_properties: RefCell::default(),
             documents: RefCell::default(),
             versions: RefCell::default(),
             properties: RefCell::default(),
@@ -147,6 +153,25 @@ impl Host for FakeHost {
 
     fn get_folder(&self, id: &str) -> HostResult<Folder> {
         self.folders.borrow().iter().find(|f| f.id == id).cloned().ok_or(HostError::NotFound(id.into()))
+    }
+
+    fn ensure_folder(&self, parent_id: &str, external_key: &str, title: &str) -> HostResult<Folder> {
+        let parent = self.get_folder(parent_id)?;
+        let key = (parent_id.to_string(), external_key.to_string());
+        if let Some(id) = self.folder_keys.borrow().get(&key) {
+            return self.get_folder(id);
+        }
+        let id = format!("f{}", self.folders.borrow().len() + 1);
+        let folder = Folder { id: id.clone(), path: format!("{}/{title}", parent.path), title: title.into() };
+        self.folders.borrow_mut().push(folder.clone());
+        self.folder_keys.borrow_mut().insert(key, id);
+        Ok(folder)
+    }
+
+    fn set_folder_properties(&self, folder_id: &str, properties: &[(String, String)]) -> HostResult<()> {
+        self.get_folder(folder_id)?;
+        self.folder_properties.borrow_mut().entry(folder_id.into()).or_default().extend(properties.iter().cloned());
+        Ok(())
     }
 
     fn find_document(&self, folder_id: &str, external_key: &str) -> HostResult<Option<Document>> {

@@ -2,7 +2,7 @@
 //! the connector's logic. Only type conversions live here.
 
 use crate::error::Error;
-use crate::flows::review;
+use crate::flows::{archive, review};
 use crate::flows::sync::outgoing;
 use crate::flows::{Context, bindings, browse};
 use crate::frameio::model::{self, ItemKind, Page};
@@ -147,6 +147,15 @@ impl Host for WitHost {
     fn get_folder(&self, id: &str) -> HostResult<host::Folder> {
         let f = repository::get_folder(id).map_err(repository_error)?;
         Ok(host::Folder { id: f.id, path: f.path, title: f.title })
+    }
+
+    fn ensure_folder(&self, parent_id: &str, external_key: &str, title: &str) -> HostResult<host::Folder> {
+        let f = repository::ensure_folder(parent_id, external_key, title).map_err(repository_error)?;
+        Ok(host::Folder { id: f.id, path: f.path, title: f.title })
+    }
+
+    fn set_folder_properties(&self, folder_id: &str, props: &[(String, String)]) -> HostResult<()> {
+        repository::set_folder_properties(folder_id, &properties(props)).map_err(repository_error)
     }
 
     fn find_document(&self, folder_id: &str, external_key: &str) -> HostResult<Option<host::Document>> {
@@ -561,3 +570,52 @@ impl exports::dam_events::Guest for Connector {
 }
 
 wit::export!(Connector with_types_in wit);
+
+fn archive_progress(p: archive::Progress) -> exports::archive::ArchiveProgress {
+    use exports::archive::{ArchiveCounts, ArchiveProgress, ArchiveState as Wit};
+    let r = p.record;
+    ArchiveProgress {
+        key: r.key,
+        user: r.user,
+        account_id: r.account_id,
+        project_id: r.project_id,
+        project_name: r.project_name,
+        folder_id: r.folder_id,
+        state: match r.state {
+            archive::ArchiveState::Queued => Wit::Queued,
+            archive::ArchiveState::Running => Wit::Running,
+            archive::ArchiveState::Done => Wit::Done,
+            archive::ArchiveState::Failed => Wit::Failed,
+        },
+        ahead: p.ahead,
+        counts: ArchiveCounts {
+            folders: r.folders,
+            documents: p.totals.documents,
+            versions: p.totals.versions,
+            comments: p.totals.comments,
+            bytes: p.totals.bytes,
+            skipped: p.totals.skipped,
+            found: r.found,
+        },
+        queued_at: r.queued_at_ms / 1000,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        message: r.message,
+    }
+}
+
+/// Most archives `list` returns (the WIT's bound).
+const MAX_ARCHIVES_LISTED: usize = 1000;
+
+impl exports::archive::Guest for Connector {
+    fn start(req: exports::archive::ArchiveRequest) -> Result<exports::archive::ArchiveTicket, types::Error> {
+        let request = archive::ArchiveRequest { user: req.user, account_id: req.account_id, project_id: req.project_id, folder_id: req.folder_id };
+        let (job, progress) = with_context(|ctx| archive::start(ctx, &request)).map_err(wit_error)?;
+        Ok(exports::archive::ArchiveTicket { job: job_requests(vec![job]).remove(0), progress: archive_progress(progress) })
+    }
+
+    fn archives() -> Result<Vec<exports::archive::ArchiveProgress>, types::Error> {
+        let all = with_context(|ctx| archive::list(ctx, MAX_ARCHIVES_LISTED)).map_err(wit_error)?;
+        Ok(all.into_iter().map(archive_progress).collect())
+    }
+}

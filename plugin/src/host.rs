@@ -271,6 +271,8 @@ pub trait Host {
 
     // repository
     fn get_folder(&self, id: &str) -> HostResult<Folder>;
+    fn ensure_folder(&self, parent_id: &str, external_key: &str, title: &str) -> HostResult<Folder>;
+    fn set_folder_properties(&self, folder_id: &str, properties: &[(String, String)]) -> HostResult<()>;
     fn find_document(&self, folder_id: &str, external_key: &str) -> HostResult<Option<Document>>;
     fn ensure_document(&self, folder_id: &str, external_key: &str, title: &str) -> HostResult<Document>;
     fn add_version(

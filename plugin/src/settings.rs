@@ -123,6 +123,13 @@ pub struct Settings {
     /// review under (`/{show}/{episode}`, or with fixed segments before them).
     #[serde(default = "default_structure")]
     pub structure: String,
+    /// The project-name marker (such as `[archive]`) that makes a `project.updated`
+    /// webhook start an archive; empty leaves archives to be started by hand.
+    #[serde(default)]
+    pub archive_marker: String,
+    /// The DAM folder that archives started by the marker go into.
+    #[serde(default)]
+    pub archive_folder: String,
 }
 
 /// The automatic project structure when none is set: the first folder names the
@@ -203,6 +210,20 @@ pub fn describe() -> Descriptor {
                 false,
                 Some(DEFAULT_STRUCTURE),
             ),
+            text_field(
+                "archive-marker",
+                "Archive marker",
+                "When a Frame.io project's name gains this text (for example [archive]), the project is archived into the archive folder. Empty: archives start only by hand.",
+                false,
+                None,
+            ),
+            text_field(
+                "archive-folder",
+                "Archive folder",
+                "The DAM folder id that archives started by the marker go into; required with a marker.",
+                false,
+                None,
+            ),
         ],
         presets: [Generation::V2, Generation::V4]
             .into_iter()
@@ -215,6 +236,15 @@ pub fn describe() -> Descriptor {
 /// defaults of the chosen generation.
 pub fn configure(host: &dyn Host, form: &[(String, String)]) -> Result<()> {
     let settings = parse(form)?;
+    if !settings.archive_marker.is_empty() {
+        match host.get_folder(&settings.archive_folder) {
+            Ok(_) => {}
+            Err(crate::host::HostError::NotFound(_) | crate::host::HostError::Refused(_)) => {
+                return Err(invalid("archive-folder", "must name an existing DAM folder when an archive marker is set"));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     store::save(host, store::SETTINGS, &settings)?;
     Ok(())
 }
@@ -259,6 +289,8 @@ pub fn parse(form: &[(String, String)]) -> Result<Settings> {
         scopes: checked_scopes(api, &get("scopes"))?,
         use_pkce,
         structure: checked_structure(&get("structure"))?,
+        archive_marker: checked_marker(&get("archive-marker"))?,
+        archive_folder: get("archive-folder").trim().to_string(),
     })
 }
 
@@ -307,6 +339,15 @@ fn checked_url(field: &str, raw: &str) -> Result<String> {
         return Err(invalid(field, "may not carry a query, fragment or credentials"));
     }
     Ok(raw.to_string())
+}
+
+/// An archive marker: short, printable text matched within project names.
+fn checked_marker(raw: &str) -> Result<String> {
+    let marker = raw.trim();
+    if marker.chars().count() > 64 || marker.chars().any(char::is_control) {
+        return Err(invalid("archive-marker", "must be at most 64 printable characters"));
+    }
+    Ok(marker.to_string())
 }
 
 /// A structure pattern: absolute, with `{show}` before `{episode}`, each once and as

@@ -282,6 +282,14 @@ impl Host for NativeHost {
         Err(not_on_inbound_path())
     }
 
+    fn ensure_folder(&self, _parent_id: &str, _key: &str, _title: &str) -> HostResult<guest::Folder> {
+        Err(not_on_inbound_path())
+    }
+
+    fn set_folder_properties(&self, _folder_id: &str, _props: &[(String, String)]) -> HostResult<()> {
+        Err(not_on_inbound_path())
+    }
+
     fn find_document(&self, _folder_id: &str, _key: &str) -> HostResult<Option<guest::Document>> {
         Err(not_on_inbound_path())
     }

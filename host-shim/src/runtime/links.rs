@@ -103,6 +103,16 @@ impl repository::Host for HostState {
         Ok(repository::Folder { id: f.id, path: f.path, title: f.title })
     }
 
+    async fn ensure_folder(&mut self, parent_id: String, key: String, title: String) -> Result<repository::Folder, repository::RepositoryError> {
+        let f = self.services.repository.ensure_folder(&parent_id, &key, &title).map_err(repository_error)?;
+        Ok(repository::Folder { id: f.id, path: f.path, title: f.title })
+    }
+
+    async fn set_folder_properties(&mut self, folder_id: String, properties: Vec<types::Property>) -> Result<(), repository::RepositoryError> {
+        let properties: Vec<(String, String)> = properties.into_iter().map(|p| (p.name, p.value)).collect();
+        self.services.repository.set_folder_properties(&folder_id, &properties).map_err(repository_error)
+    }
+
     async fn find_document(&mut self, folder_id: String, key: String) -> Result<Option<repository::Document>, repository::RepositoryError> {
         let found = self.services.repository.find_document(&folder_id, &key).map_err(repository_error)?;
         Ok(found.map(document))

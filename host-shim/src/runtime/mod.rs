@@ -39,7 +39,7 @@ pub mod wit {
     });
 }
 
-pub use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, forms as dialogs, inbound, jobs, oauth, provider, review};
+pub use wit::exports::frameio_dam::connector::{archive, bindings, browse, dam_events, forms as dialogs, inbound, jobs, oauth, provider, review};
 pub use wit::frameio_dam::connector::types::{Error as ConnectorError, JobRequest, Property};
 
 /// How often the epoch advances: the granularity of call deadlines, and how often
@@ -98,6 +98,7 @@ struct Exports {
     dam_events: dam_events::GuestIndices,
     review: review::GuestIndices,
     dialogs: dialogs::GuestIndices,
+    archive: archive::GuestIndices,
 }
 
 impl Exports {
@@ -112,6 +113,7 @@ impl Exports {
             dam_events: dam_events::GuestIndices::new(pre)?,
             review: review::GuestIndices::new(pre)?,
             dialogs: dialogs::GuestIndices::new(pre)?,
+            archive: archive::GuestIndices::new(pre)?,
         })
     }
 }
@@ -281,6 +283,18 @@ impl Runtime {
     pub async fn review_send(&self, req: &review::ReviewRequest) -> anyhow::Result<Result<review::ReviewTicket, ConnectorError>> {
         let mut call = self.instance().await?;
         Ok(self.exports.review.load(&mut call.store, &call.instance)?.call_send(&mut call.store, req).await?)
+    }
+
+    /// Checks an archive request; the job to queue and the archive as it stands.
+    pub async fn archive_start(&self, req: &archive::ArchiveRequest) -> anyhow::Result<Result<archive::ArchiveTicket, ConnectorError>> {
+        let mut call = self.instance().await?;
+        Ok(self.exports.archive.load(&mut call.store, &call.instance)?.call_start(&mut call.store, req).await?)
+    }
+
+    /// Every archive the connector knows, newest first.
+    pub async fn archives(&self) -> anyhow::Result<Result<Vec<archive::ArchiveProgress>, ConnectorError>> {
+        let mut call = self.instance().await?;
+        Ok(self.exports.archive.load(&mut call.store, &call.instance)?.call_archives(&mut call.store).await?)
     }
 
     /// Tells the connector about something that happened in the DAM; the jobs to queue.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin_guard::{self, AdminGuard};
-use super::admin_review;
+use super::{admin_archive, admin_review};
 use super::body::{self, BodyLimits};
 use super::public::OAUTH_CALLBACK;
 use super::{AppState, error_response, reply};
@@ -37,6 +37,7 @@ pub fn router(state: AppState, guard: Arc<AdminGuard>, body_limits: BodyLimits) 
 fn routes(state: AppState) -> Router {
     Router::new()
         .merge(admin_review::routes())
+        .merge(admin_archive::routes())
         .route("/admin/api/provider", get(describe).put(configure))
         .route("/admin/api/folders", get(list_folders).post(create_folder))
         .route("/admin/api/folders/{id}/documents", get(list_documents))

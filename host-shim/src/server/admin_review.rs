@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, component_failure, connector_error, error_response};
+use super::{AppState, component_failure, connector_error, error_response, queue_jobs};
 use crate::imports::repository::{Comment, RepositoryError};
 use crate::runtime::dam_events::{DamComment, Event, StatusChange};
 use crate::runtime::review::{Destination, ReviewRequest};
@@ -83,7 +83,7 @@ async fn send_for_review(State(s): State<AppState>, Path(document_id): Path<Stri
         Err(e) => return component_failure("review.send", &e),
     };
     let key = ticket.job.key.clone();
-    queue(&s, vec![ticket.job], StatusCode::ACCEPTED, json!({ "job_key": key }))
+    queue_jobs(&s, vec![ticket.job], StatusCode::ACCEPTED, json!({ "job_key": key }))
 }
 
 /// A document's comments, threaded: replies under their parents.
@@ -171,7 +171,7 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>, Json(req): Js
         }
     }
     let deleted: Vec<&str> = thread.iter().map(|c| c.id.as_str()).collect();
-    queue(&s, jobs, StatusCode::OK, json!({ "deleted": deleted }))
+    queue_jobs(&s, jobs, StatusCode::OK, json!({ "deleted": deleted }))
 }
 
 /// A review status change.
@@ -193,7 +193,7 @@ async fn set_status(State(s): State<AppState>, Path(document_id): Path<String>, 
     if let Err(e) = stored {
         return repository_failure(e);
     }
-    queue(&s, jobs, StatusCode::OK, json!({ "status": req.status }))
+    queue_jobs(&s, jobs, StatusCode::OK, json!({ "status": req.status }))
 }
 
 fn dam_comment(comment: &Comment, user: &str) -> DamComment {
@@ -211,17 +211,9 @@ fn dam_comment(comment: &Comment, user: &str) -> DamComment {
 /// is already stored: a connector that refuses the event leaves it in the DAM only.
 async fn tell_connector(s: &AppState, event: &Event, status: StatusCode, body: Value) -> Response {
     match s.runtime.dam_event(event).await {
-        Ok(Ok(jobs)) => queue(s, jobs, status, body),
+        Ok(Ok(jobs)) => queue_jobs(s, jobs, status, body),
         Ok(Err(e)) => connector_error(&e),
         Err(e) => component_failure("dam-events.notify", &e),
     }
 }
 
-fn queue(s: &AppState, jobs: Vec<crate::runtime::JobRequest>, status: StatusCode, body: Value) -> Response {
-    let jobs: Vec<(String, String, Vec<u8>)> = jobs.into_iter().map(|j| (j.key, j.kind, j.payload)).collect();
-    if let Err(e) = s.queue.enqueue_all(&jobs) {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, format!("queueing the sync failed: {e}"));
-    }
-    s.wake.notify_one();
-    (status, Json(body)).into_response()
-}

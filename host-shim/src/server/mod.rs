@@ -3,6 +3,7 @@
 //! each with its own connection cap and timeouts.
 
 pub mod admin;
+pub mod admin_archive;
 pub mod admin_guard;
 pub mod admin_review;
 pub mod body;
@@ -73,6 +74,17 @@ pub fn reply<T: serde::Serialize>(what: &str, result: anyhow::Result<Result<T, C
         Ok(Err(e)) => connector_error(&e),
         Err(e) => component_failure(what, &e),
     }
+}
+
+/// Queues the jobs a component call asked for, wakes the worker, and answers
+/// `body` with `status`; a queue that cannot take them is a 503.
+pub fn queue_jobs(s: &AppState, jobs: Vec<crate::runtime::JobRequest>, status: StatusCode, body: serde_json::Value) -> Response {
+    let jobs: Vec<(String, String, Vec<u8>)> = jobs.into_iter().map(|j| (j.key, j.kind, j.payload)).collect();
+    if let Err(e) = s.queue.enqueue_all(&jobs) {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, format!("queueing the jobs failed: {e}"));
+    }
+    s.wake.notify_one();
+    (status, Json(body)).into_response()
 }
 
 /// Seconds since the Unix epoch.

@@ -116,6 +116,16 @@ impl Directory for FakeFrameio {
             .collect();
         Ok(whole(items))
     }
+
+    fn contents(&self, _account_id: &str, parent_id: &str, _kind: &ItemKind, _cursor: Option<&str>) -> Result<Page<File>> {
+        self.call(format!("contents {parent_id}"))?;
+        let world = self.0.borrow();
+        let mut files: Vec<File> = world.files.values().filter(|f| f.parent_id.as_deref() == Some(parent_id)).cloned().collect();
+        // A stack lists its versions newest first, as Frame.io does.
+        let order = world.stacks.get(parent_id).map(|s| s.version_ids.clone()).unwrap_or_default();
+        files.sort_by_key(|f| (order.iter().position(|id| *id == f.id), f.id.clone()));
+        Ok(whole(files))
+    }
 }
 
 impl Media for FakeFrameio {

@@ -5,6 +5,7 @@
 //! work is a [`Flow`]: a job whose steps are idempotent; `crate::jobs` runs the
 //! steps and owns the retry policy.
 
+pub mod archive;
 pub mod bindings;
 pub mod browse;
 pub mod push;

@@ -61,6 +61,11 @@ pub trait Directory {
     fn project(&self, account_id: &str, project_id: &str) -> Result<Project>;
     /// The children of a folder of the given kinds (every kind when `kinds` is empty).
     fn children(&self, account_id: &str, folder_id: &str, kinds: &[ItemKind], cursor: Option<&str>) -> Result<Page<Item>>;
+    /// One page of what a folder or a version stack (`parent_kind`) holds, each
+    /// entry read whole: a file with its original's download link, size and
+    /// checksum as `Media::file` gives them (so a walk needs no read per file). A
+    /// stack lists its versions newest first; its files carry the stack's id.
+    fn contents(&self, account_id: &str, parent_id: &str, parent_kind: &ItemKind, cursor: Option<&str>) -> Result<Page<File>>;
 }
 
 /// Files and version stacks.

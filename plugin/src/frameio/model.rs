@@ -72,7 +72,7 @@ pub struct Project {
 }
 
 /// What kind of thing sits in a folder.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ItemKind {
     #[default]
     File,
@@ -122,7 +122,7 @@ pub struct Page<T> {
 }
 
 /// Whether the original of a file can be downloaded, and from where.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Original {
     /// A download URL (presigned; it expires).
     Ready { url: String },
@@ -136,7 +136,7 @@ pub enum Original {
 }
 
 /// A file, with what an import needs and the metadata it carries into the DAM.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct File {
     pub id: String,
     pub name: String,
@@ -322,6 +322,8 @@ pub enum ChangeKind {
     Status,
     /// A file's upload finished.
     FileReady,
+    /// A project was changed (renamed, for one); the resource is the project.
+    ProjectUpdated,
     /// An event the connector does not follow.
     Other(String),
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{Reply, verify_with};
 use crate::flows::push::awaiting;
 use crate::flows::sync::incoming;
+use crate::flows::archive;
 use crate::flows::sync::subscriptions::{self, Subscription};
 use crate::frameio::model::{Change, ChangeKind, Generation};
 use crate::frameio::{v2, v4};
@@ -39,6 +40,14 @@ pub(super) fn deliver(host: &dyn Host, subscription_id: &str, req: &super::Reque
         Ok(jobs) => jobs,
         Err(e) => return Reply::error(503, &format!("temporarily unavailable: {e}")),
     };
+    if change.kind == ChangeKind::ProjectUpdated {
+        // The project's name is read by a job, off the delivery's path.
+        let account_id = change.account_id.clone().unwrap_or_else(|| subscription.account_id.clone());
+        match archive::RuleJob::request_if_enabled(host, &subscription.user, &account_id, &change.resource_id, req.received_at) {
+            Ok(rule) => jobs.extend(rule),
+            Err(e) => return Reply::error(503, &format!("temporarily unavailable: {e}")),
+        }
+    }
     if change.kind == ChangeKind::FileReady {
         // Pushes accepted while the file was still uploading can import it now.
         match awaiting::resume_for_file(host, &change.resource_id, req.received_at) {

@@ -3,6 +3,7 @@
 
 pub mod retry;
 
+use crate::flows::archive::{ArchiveAssetJob, ArchiveJob, RuleJob};
 use crate::flows::push::PushJob;
 use crate::flows::push::awaiting::ResumeJob;
 use crate::flows::review::ReviewJob;
@@ -42,6 +43,9 @@ pub fn run(ctx: &Context, job: &Job) -> Outcome {
         ReconcileJob::KIND => run_flow::<ReconcileJob>(ctx, job),
         ResumeJob::KIND => run_flow::<ResumeJob>(ctx, job),
         ReviewJob::KIND => run_flow::<ReviewJob>(ctx, job),
+        ArchiveJob::KIND => run_flow::<ArchiveJob>(ctx, job),
+        ArchiveAssetJob::KIND => run_flow::<ArchiveAssetJob>(ctx, job),
+        RuleJob::KIND => run_flow::<RuleJob>(ctx, job),
         other => Outcome::Failed(format!("unknown job kind {other:?}")),
     }
 }

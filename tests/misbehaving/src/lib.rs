@@ -22,7 +22,7 @@ mod wit {
 
 use std::hint::black_box;
 
-use wit::exports::frameio_dam::connector::{bindings, browse, dam_events, inbound, jobs, oauth, provider, review};
+use wit::exports::frameio_dam::connector::{archive, bindings, browse, dam_events, inbound, jobs, oauth, provider, review};
 use wit::frameio_dam::connector::storage;
 use wit::frameio_dam::connector::types::{Error, JobRequest, Property};
 
@@ -166,6 +166,15 @@ impl review::Guest for Misbehaving {
         unsupported()
     }
     fn send(_req: review::ReviewRequest) -> Result<review::ReviewTicket, Error> {
+        unsupported()
+    }
+}
+
+impl archive::Guest for Misbehaving {
+    fn start(_req: archive::ArchiveRequest) -> Result<archive::ArchiveTicket, Error> {
+        unsupported()
+    }
+    fn archives() -> Result<Vec<archive::ArchiveProgress>, Error> {
         unsupported()
     }
 }

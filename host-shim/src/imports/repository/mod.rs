@@ -6,6 +6,7 @@
 //! job step never makes a second document or version.
 
 mod comments;
+mod folders;
 mod renditions;
 
 pub use comments::{Comment, CommentBody};

@@ -4,7 +4,7 @@ use super::super::Context;
 use super::super::bindings::Binding;
 use crate::error::Result;
 use crate::frameio::FrameioApi;
-use crate::frameio::model::File;
+use crate::frameio::model::{File, Generation};
 
 /// The external key of the document a file's import adds a version to.
 ///
@@ -30,20 +30,43 @@ fn key_of(id: &str) -> String {
     format!("frameio:{id}")
 }
 
+/// The project a file came from, for the metadata Frame.io's answer leaves out.
+pub struct Origin<'a> {
+    pub generation: Generation,
+    pub account_id: &'a str,
+    pub workspace_id: &'a str,
+    pub project_id: &'a str,
+    pub project_name: &'a str,
+}
+
+impl<'a> Origin<'a> {
+    /// The binding's project.
+    pub fn of(binding: &'a Binding) -> Origin<'a> {
+        Origin {
+            generation: binding.generation,
+            account_id: &binding.account_id,
+            workspace_id: &binding.workspace_id,
+            project_id: &binding.project_id,
+            project_name: &binding.project_name,
+        }
+    }
+}
+
 /// The Frame.io metadata a document carries: the same names on both generations.
-pub fn properties(file: &File, binding: &Binding, pushed_by: &str) -> Vec<(String, String)> {
-    let or_binding = |value: &str, fallback: &str| if value.is_empty() { fallback.to_string() } else { value.to_string() };
+/// `brought_by` is who pushed the file (or archived it).
+pub fn properties(file: &File, origin: &Origin, brought_by: &str) -> Vec<(String, String)> {
+    let or_origin = |value: &str, fallback: &str| if value.is_empty() { fallback.to_string() } else { value.to_string() };
     let mut props = vec![
         ("frameio.asset-id", file.id.clone()),
         ("frameio.name", file.name.clone()),
-        ("frameio.api", binding.generation.name().to_string()),
-        ("frameio.project-id", or_binding(&file.project_id, &binding.project_id)),
-        ("frameio.project", or_binding(&file.project_name, &binding.project_name)),
-        ("frameio.team-id", or_binding(&file.workspace_id, &binding.workspace_id)),
-        ("frameio.pushed-by", pushed_by.to_string()),
+        ("frameio.api", origin.generation.name().to_string()),
+        ("frameio.project-id", or_origin(&file.project_id, origin.project_id)),
+        ("frameio.project", or_origin(&file.project_name, origin.project_name)),
+        ("frameio.team-id", or_origin(&file.workspace_id, origin.workspace_id)),
+        ("frameio.pushed-by", brought_by.to_string()),
     ];
     let optional = [
-        ("frameio.account-id", Some(binding.account_id.clone()).filter(|a| !a.is_empty())),
+        ("frameio.account-id", Some(origin.account_id.to_string()).filter(|a| !a.is_empty())),
         ("frameio.link", file.view_url.clone()),
         ("frameio.uploader", file.uploader.as_ref().map(|u| u.display()).filter(|d| !d.is_empty())),
         ("frameio.filetype", file.media_type.clone()),

@@ -18,7 +18,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-pub use document::{document_key, properties};
+pub use document::{Origin, document_key, properties};
 
 use super::bindings::{self, Binding};
 use super::sync::SyncJob;
@@ -169,7 +169,7 @@ fn start(ctx: &Context, binding: &Binding, job: &PushJob) -> Result<Step> {
     if let Err(why) = check_importable(&file) {
         return Ok(Step::Failed(why));
     }
-    let mut properties = properties(&file, binding, &job.frameio_user_id);
+    let mut properties = properties(&file, &Origin::of(binding), &job.frameio_user_id);
     if let Some(note) = &job.note {
         properties.push(("frameio.comment".into(), note.clone()));
     }

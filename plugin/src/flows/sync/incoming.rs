@@ -68,7 +68,7 @@ pub fn on_change(host: &dyn Host, change: &Change, received_at: u64) -> Result<V
             None => return Ok(Vec::new()),
         },
         ChangeKind::Status | ChangeKind::FileReady => Target::File(change.resource_id.clone()),
-        ChangeKind::Other(_) => return Ok(Vec::new()),
+        ChangeKind::ProjectUpdated | ChangeKind::Other(_) => return Ok(Vec::new()),
     };
     if let Target::File(file_id) = &target
         && links::of_file(host, file_id)?.is_none()
@@ -109,7 +109,13 @@ impl Flow for SyncJob {
         if outgoing::posting(ctx.host, &link.document_id)? {
             return Ok(wait_for_posts(&link));
         }
-        converge(ctx, &link)
+        Ok(match converge(ctx, &link)? {
+            Convergence::PostsUnderWay => wait_for_posts(&link),
+            Convergence::Converged(c) => Step::done(format!(
+                "{} comments in Frame.io: {} written, {} deleted; status {}",
+                c.comments, c.written, c.deleted, c.status
+            )),
+        })
     }
 
     /// Nobody waits on a sync: the reconcile tries again later.
@@ -146,7 +152,6 @@ fn any_link_in(host: &dyn Host, account_id: &str) -> Result<Option<Link>> {
     Ok(None)
 }
 
-/// Brings the document to the file's current state in Frame.io.
 /// A DAM comment is on its way to Frame.io: syncing now could import it a second
 /// time before its key is recorded. Look again shortly.
 fn wait_for_posts(link: &Link) -> Step {
@@ -165,7 +170,7 @@ fn wait_for_posts(link: &Link) -> Step {
 /// The DAM's comments are read before Frame.io's, and posts under way are looked
 /// for again after both reads: a DAM comment that got its key after the first read
 /// was in Frame.io before the second, so it is neither deleted nor imported again.
-fn converge(ctx: &Context, link: &Link) -> Result<Step> {
+pub(crate) fn converge(ctx: &Context, link: &Link) -> Result<Convergence> {
     let api = ctx.api(&link.user)?;
     let existing: BTreeMap<String, crate::host::Comment> = ctx
         .host
@@ -176,7 +181,7 @@ fn converge(ctx: &Context, link: &Link) -> Result<Step> {
     let mut comments = api.comments(&link.account_id, &link.file_id)?;
     let status = api.review_status(&link.account_id, &link.file_id)?;
     if outgoing::posting(ctx.host, &link.document_id)? {
-        return Ok(wait_for_posts(link));
+        return Ok(Convergence::PostsUnderWay);
     }
     order_parents_first(&mut comments);
     let key_of_id: BTreeMap<&str, &str> = existing.iter().map(|(key, c)| (c.id.as_str(), key.as_str())).collect();
@@ -200,7 +205,19 @@ fn converge(ctx: &Context, link: &Link) -> Result<Step> {
         written += 1;
     }
     let mut deleted = 0;
-    for (key, gone) in existing.iter().filter(|(k, _)| links::comment_of_key(k).is_some() && !seen.contains(*k)) {
+    // Comments on the document's other versions (a version stack's earlier files)
+    // are theirs to keep: only this file's are missing when they are not listed.
+    let gone_here = |key: &str| -> Result<bool> {
+        let Some(comment_id) = links::comment_of_key(key) else { return Ok(false) };
+        Ok(!seen.contains(key) && links::file_of_comment(ctx.host, comment_id)?.is_none_or(|file| file == link.file_id))
+    };
+    let mut missing = Vec::new();
+    for (key, comment) in &existing {
+        if gone_here(key)? {
+            missing.push((key, comment));
+        }
+    }
+    for (key, gone) in missing {
         // Deleting a comment deletes its replies; one still in Frame.io (a DAM reply
         // that went there as a comment of its own) stays, as a comment of its own.
         for (child_key, child) in existing.iter().filter(|(k, c)| c.parent_id.as_deref() == Some(gone.id.as_str()) && seen.contains(*k)) {
@@ -211,11 +228,27 @@ fn converge(ctx: &Context, link: &Link) -> Result<Step> {
         }
     }
     ctx.host.set_properties(&link.document_id, &[("frameio.status".into(), status.name().into())])?;
-    Ok(Step::done(format!(
-        "{} comments in Frame.io: {written} written, {deleted} deleted; status {}",
-        comments.len(),
-        status.name()
-    )))
+    Ok(Convergence::Converged(Converged { comments: comments.len(), written, deleted, status: status.name() }))
+}
+
+/// What bringing a document up to date came to.
+pub(crate) enum Convergence {
+    /// A DAM comment is on its way to Frame.io; nothing was done, look again shortly.
+    PostsUnderWay,
+    /// The document now holds the file's comments and status.
+    Converged(Converged),
+}
+
+/// The counts of a convergence.
+pub(crate) struct Converged {
+    /// Comments and replies the file has in Frame.io.
+    pub comments: usize,
+    /// Written to the DAM (new or changed).
+    pub written: usize,
+    /// Deleted from the DAM (gone from Frame.io).
+    pub deleted: usize,
+    /// The review status's name.
+    pub status: &'static str,
 }
 
 /// Parents before their replies, so that a reply's parent exists when it is written.

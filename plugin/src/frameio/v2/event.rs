@@ -68,6 +68,7 @@ pub fn parse_change(body: &[u8]) -> Result<Change, String> {
         "comment.deleted" => ChangeKind::CommentDeleted,
         "asset.label.updated" => ChangeKind::Status,
         "asset.ready" => ChangeKind::FileReady,
+        "project.updated" => ChangeKind::ProjectUpdated,
         other => ChangeKind::Other(other.to_string()),
     };
     Ok(Change {

@@ -111,6 +111,15 @@ impl Directory for V2<'_> {
         page.items.retain(|item| kinds.is_empty() || kinds.contains(&item.kind));
         Ok(page)
     }
+
+    /// v2 lists folders and stacks alike, and each child comes whole.
+    fn contents(&self, _account_id: &str, parent_id: &str, parent_kind: &ItemKind, cursor: Option<&str>) -> Result<Page<File>> {
+        let path = format!("/assets/{}/children", segment(parent_id)?);
+        let page = self.page::<WireAsset, WireAsset>(&path, &[], cursor)?;
+        let stack_id = (*parent_kind == ItemKind::VersionStack).then(|| parent_id.to_string());
+        let files = page.items.into_iter().map(|asset| File { version_stack_id: stack_id.clone(), ..asset.into_file(&self.web_url) });
+        Ok(Page { items: files.collect(), next: page.next })
+    }
 }
 
 impl Media for V2<'_> {

@@ -10,7 +10,7 @@ use super::V2;
 use super::wire::{WireComment, WireCreatedHook, WireHookState, WireLabel};
 
 /// The events a connector's webhook follows on the Legacy API.
-pub const EVENTS: [&str; 7] = [
+pub const EVENTS: [&str; 8] = [
     "comment.created",
     "comment.updated",
     "comment.deleted",
@@ -18,6 +18,7 @@ pub const EVENTS: [&str; 7] = [
     "comment.uncompleted",
     "asset.label.updated",
     "asset.ready",
+    "project.updated",
 ];
 
 fn label_of(status: ReviewStatus) -> &'static str {

@@ -76,6 +76,7 @@ pub fn parse_change(body: &[u8]) -> Result<Change, String> {
         "comment.deleted" => ChangeKind::CommentDeleted,
         event if super::reviews::STATUS_EVENTS.contains(&event) => ChangeKind::Status,
         "file.ready" | "file.upload.completed" => ChangeKind::FileReady,
+        "project.updated" => ChangeKind::ProjectUpdated,
         other => ChangeKind::Other(other.to_string()),
     };
     Ok(Change {

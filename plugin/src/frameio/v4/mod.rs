@@ -110,6 +110,22 @@ impl Directory for V4<'_> {
         page.items.retain(|item| kinds.is_empty() || kinds.contains(&item.kind));
         Ok(page)
     }
+
+    /// Asks for the originals' links with the listing; a user who may not download
+    /// is refused them (403), and gets the listing without them.
+    fn contents(&self, account_id: &str, parent_id: &str, parent_kind: &ItemKind, cursor: Option<&str>) -> Result<Page<File>> {
+        let container = if *parent_kind == ItemKind::VersionStack { "version_stacks" } else { "folders" };
+        let path = Self::in_account(account_id, &format!("/{container}/{}/children", segment(parent_id)?))?;
+        let with_links = [("include", "media_links.original")];
+        let (page, allowed) = match self.page::<WireFile, WireFile>(&path, &with_links, cursor, |f| f) {
+            Ok(page) => (page, true),
+            Err(Error::Frameio(e)) if e.status == 403 => (self.page(&path, &[], cursor, |f: WireFile| f)?, false),
+            Err(e) => return Err(e),
+        };
+        let stack_id = (*parent_kind == ItemKind::VersionStack).then(|| parent_id.to_string());
+        let files = page.items.into_iter().map(|wire| File { version_stack_id: stack_id.clone(), ..wire.into_file(account_id, allowed) });
+        Ok(Page { items: files.collect(), next: page.next })
+    }
 }
 
 impl Media for V4<'_> {

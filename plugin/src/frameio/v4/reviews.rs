@@ -21,7 +21,7 @@ use super::wire::{Data, WireComment, WireCreatedWebhook, WireFileProject, WireMe
 pub const STATUS_EVENTS: [&str; 1] = ["metadata.value.updated"];
 
 /// Every event a connector's webhook follows on V4.
-pub const EVENTS: [&str; 8] = [
+pub const EVENTS: [&str; 9] = [
     "comment.created",
     "comment.updated",
     "comment.deleted",
@@ -30,6 +30,7 @@ pub const EVENTS: [&str; 8] = [
     "metadata.value.updated",
     "file.ready",
     "file.upload.completed",
+    "project.updated",
 ];
 
 /// The metadata field that holds the review status.
