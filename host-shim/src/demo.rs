@@ -148,8 +148,9 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     detail("the upload completed in Frame.io; its webhook resumed the push, and the file is a document now");
 
     send_for_review(w, &doc_id, bound.body["id"].as_str().context("binding id")?).await?;
+    archive(w).await?;
 
-    step(16, "Dana unbinds the folder: the custom action is deleted, documents stay");
+    step(17, "Dana unbinds the folder: the custom action is deleted, documents stay");
     let binding_id = bound.body["id"].as_str().context("binding id")?;
     w.admin(reqwest::Method::DELETE, &format!("/bindings/{binding_id}"), None).await?;
     if w.control.click(&action_id, fx.video, Some(fx.pusher)).await.is_err() {
@@ -158,7 +159,7 @@ async fn narrate(w: &World, data_dir: &Path) -> anyhow::Result<()> {
     let late = w.control.late_click(&action_id, fx.video, Some(fx.pusher)).await?;
     detail(format!("a delivery already under way is answered: {}: {}", late.body["title"], late.body["description"]));
 
-    step(17, "The bound folder at the end");
+    step(18, "The bound folder at the end");
     for doc in w.documents(&folder_id).await? {
         let id = doc["id"].as_str().unwrap_or_default().to_string();
         show_document(w, &id, false).await?;
@@ -253,6 +254,35 @@ async fn send_for_review(w: &World, doc_id: &str, binding_id: &str) -> anyhow::R
     })
     .await?;
     detail(format!("one link, {} shares in Frame.io; the comment is on the document", w.control.shares().await?.len()));
+    Ok(())
+}
+
+/// The project, grown by a generated tree of folders, stacks and comments, is
+/// archived into a DAM folder of its own: the walk, the copies and the report.
+async fn archive(w: &World) -> anyhow::Result<()> {
+    let fx = w.fixture;
+    step(16, &format!("Dana archives {} into /Archive: its folders, files, version stacks and comments", fx.project_name));
+    let spec = frameio_sim::GenerateSpec { files: 24, folder_depth: 2, folders_per_folder: 2, stack_every: 6, comment_every: 4, incomplete_every: 20, seed: 3, ..Default::default() };
+    let made = w.control.generate_project(fx.project, &spec).await?;
+    detail(format!("Frame.io's project now holds {} more folders, {} files ({} in {} stacks), {} comments", made.folders, made.files, made.versions, made.stacks, made.comments));
+    let folder = w.create_folder("/Archive", "Archive").await?;
+    let folder_id = folder["id"].as_str().context("folder id")?.to_string();
+    let request = json!({ "user": "dana", "account_id": fx.account, "project_id": fx.project, "folder_id": folder_id });
+    let started = Instant::now();
+    let answer = w.admin_ok(reqwest::Method::POST, "/archives", Some(request)).await?;
+    let key = answer["key"].as_str().context("archive key")?.to_string();
+    let job = w.wait_for_job(&key, JOB_TIMEOUT).await?;
+    detail(format!("{} in {} ms: {}", job.state, started.elapsed().as_millis(), job.result_text.unwrap_or_default()));
+    let report = w.admin_ok(reqwest::Method::GET, &format!("/folders/{folder_id}/properties"), None).await?;
+    for line in report["properties"]["frameio.archive.skipped-assets"].as_str().unwrap_or("").lines() {
+        detail(format!("left out, as the report says: {line}"));
+    }
+    let folders = w.admin_ok(reqwest::Method::GET, "/folders", None).await?;
+    let made: Vec<&str> = folders.as_array().into_iter().flatten().filter_map(|f| f["path"].as_str()).filter(|p| p.starts_with("/Archive/")).collect();
+    detail(format!("{} folders under /Archive, for example {}", made.len(), made.first().unwrap_or(&"-")));
+    if let Some(email) = w.emails()?.iter().find(|e| e.subject.contains("is archived")) {
+        detail(format!("To: {} | Subject: {}", email.to, email.subject));
+    }
     Ok(())
 }
 

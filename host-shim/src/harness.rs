@@ -255,6 +255,8 @@ impl World {
         config.http.allow_hosts = vec![sim_authority.clone()];
         config.transfer.allow_hosts = [vec![sim_authority], options.extra_media_hosts].concat();
         config.http.allow_private_networks = vec!["127.0.0.0/8".into()];
+        // The DAM users of the stories, so that what the connector tells them lands in the outbox.
+        config.notifications.users.insert("dana".into(), "dana@dam.example".into());
         let host = app::start(config).await?;
         let control = SimClient::new(sim.base_url())?;
         let admin = AdminClient::new(&host.admin_url, &host.public_url, &host.admin_token)?;
