@@ -6,8 +6,11 @@
 //! them, so an upload holds a few chunks per part in flight, whatever the part's
 //! size, and the bytes never pass through the component.
 //!
-//! A part that fails with a 5xx, 408 or 429, a broken connection, or a stall (no
-//! piece taken and no answer for `STALL_TIMEOUT`) is sent again whole, after a
+//! A part counts as accepted only once its success answer was read to its end: a
+//! `200` whose answer breaks off after the headers may not have been stored.
+//!
+//! A part that fails with a 5xx, 408 or 429, a broken connection or answer, or a
+//! stall (no piece taken and no answer for `STALL_TIMEOUT`) is sent again whole, after a
 //! capped exponential backoff, up to `max_range_retries` times: a `PUT` cannot be
 //! resumed half-way. A 403 fails the transfer with `http-status(403)` at once, as a
 //! presigned URL that expired will not get better; so does any other status that
@@ -46,6 +49,8 @@ pub const MAX_UPLOAD_PARTS: usize = 10_000;
 const CHUNK: usize = 256 * 1024;
 /// A part that takes no piece and gets no answer for this long counts as failed.
 const STALL_TIMEOUT: Duration = READ_TIMEOUT;
+/// The longest answer to a part's `PUT` that is read (and discarded).
+const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// Headers the caller may not give: the engine sends the blob's bytes as they are
 /// stored (no `content-encoding`) and does not wait for `100 Continue`.
 const UPLOAD_ENGINE_HEADERS: &[&str] = &["content-encoding", "expect"];
@@ -205,7 +210,7 @@ impl PartUpload {
             }
         };
         match response.status().as_u16() {
-            200..=299 => Ok(()),
+            200..=299 => read_to_end(response).await,
             408 | 429 | 500..=599 => Err(Failure::Retryable(format!("HTTP {}", response.status()))),
             code => Err(Failure::Fatal(TransferError::HttpStatus(code))),
         }
@@ -222,6 +227,33 @@ impl PartUpload {
                 tracing::warn!(key = %self.key, error = %e, "recording an upload's progress failed");
             }
         }
+    }
+}
+
+/// Reads a success answer to its end, discarding it. A store writes the status
+/// line before it has finished with the part, so a `200` whose answer breaks off
+/// (the connection cut, fewer bytes than its `Content-Length`) says nothing about
+/// whether the part was stored: only a whole answer counts the part as accepted.
+/// A broken one is retryable like any broken connection; a stalled one ends with
+/// the client's read timeout (`READ_TIMEOUT`, the stall timeout too).
+async fn read_to_end(mut response: reqwest::Response) -> Result<(), Failure> {
+    let mut read = 0;
+    while let Some(chunk) = response.chunk().await.map_err(broken_answer)? {
+        read += chunk.len();
+        // Part answers are empty or a few hundred bytes of XML: one that goes on and
+        // on is not a store's answer, and must not hold the part forever.
+        if read > MAX_ANSWER_BYTES {
+            return Err(Failure::Retryable(format!("the answer went on past {MAX_ANSWER_BYTES} bytes")));
+        }
+    }
+    Ok(())
+}
+
+/// A success answer broken off while being read.
+fn broken_answer(e: reqwest::Error) -> Failure {
+    match Failure::from_client(e) {
+        Failure::Retryable(why) => Failure::Retryable(format!("the answer broke off: {why}")),
+        fatal => fatal,
     }
 }
 

@@ -41,6 +41,9 @@ struct Store {
     hold_from: Arc<AtomicUsize>,
     /// Pause between the body's frames, to make the client wait for the socket.
     frame_pause: Arc<AtomicU64>,
+    /// How many times each part is read whole, then answered `200` with headers
+    /// and a body that breaks off (and not stored).
+    cut_first: Arc<Mutex<HashMap<usize, usize>>>,
 }
 
 impl Store {
@@ -85,8 +88,24 @@ async fn take_part(State(store): State<Store>, Path(n): Path<usize>, headers: Ax
             tokio::time::sleep(pause).await;
         }
     }
+    if hit <= store.cut_first.lock().unwrap().get(&n).copied().unwrap_or(0) {
+        return cut_answer();
+    }
     store.received.lock().unwrap().insert(n, Received { body: bytes, headers });
     ([("etag", format!("\"part-{n}\""))], "").into_response()
+}
+
+/// A `200` announcing 64 bytes of answer that breaks off after 10: the status and
+/// headers go out (the pause lets them be written), then the connection is cut.
+fn cut_answer() -> Response {
+    let head = futures_util::stream::once(async { Ok::<_, io::Error>(Bytes::from_static(&[b' '; 10])) });
+    let cut = futures_util::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(io::Error::new(io::ErrorKind::ConnectionAborted, "answer cut"))
+    });
+    let mut response = Response::new(Body::from_stream(head.chain(cut)));
+    response.headers_mut().insert("content-length", "64".parse().unwrap());
+    response
 }
 
 /// A blob of `len` bytes in the fixture's store.
@@ -204,6 +223,33 @@ async fn a_part_failing_twice_with_503_is_sent_again() {
     assert_eq!(f.outcome("up").await, TransferStatus::Complete(source));
     assert_eq!((store.hits(0), store.hits(1), store.hits(2)), (1, 3, 1));
     assert_parts_are(&store, &body, &SIZES);
+}
+
+#[tokio::test]
+async fn a_part_whose_200_answer_breaks_off_is_sent_again() {
+    let f = fixture();
+    let (source, body) = blob(&f, SIZES.iter().sum::<u64>() as usize);
+    let (addr, store) = store().await;
+    store.cut_first.lock().unwrap().insert(0, 1);
+    store.cut_first.lock().unwrap().insert(2, 2);
+    f.engine.start_upload(request("up", addr, &source, &SIZES)).await.unwrap();
+    assert_eq!(f.outcome("up").await, TransferStatus::Complete(source));
+    assert_eq!((store.hits(0), store.hits(1), store.hits(2)), (2, 1, 3), "a cut answer is not an accepted part");
+    assert_parts_are(&store, &body, &SIZES);
+}
+
+#[tokio::test]
+async fn a_part_whose_answers_keep_breaking_off_fails_the_upload() {
+    let f = fixture();
+    let (source, _) = blob(&f, 1000);
+    let (addr, store) = store().await;
+    store.cut_first.lock().unwrap().insert(0, usize::MAX);
+    f.engine.start_upload(request("up", addr, &source, &[1000])).await.unwrap();
+    let outcome = f.outcome("up").await;
+    assert!(matches!(&outcome, TransferStatus::Failed(TransferError::Io(why)) if why.contains("broke off")), "{outcome:?}");
+    assert_eq!(store.hits(0), 3, "one try and max_range_retries (2) retries");
+    let row = f.engine.list(&Page::first(10)).unwrap().0.remove(0);
+    assert_eq!(row.checkpoint, 0, "the part was never recorded as accepted");
 }
 
 #[tokio::test]
