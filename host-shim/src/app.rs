@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::blobs::BlobStore;
 use crate::config::Config;
+use crate::console::{self, ConsoleState};
+use crate::console::switch::ProviderSwitch;
 use crate::db::Database;
 use crate::imports::http::{EgressPolicy, HttpClient};
 use crate::imports::notifications::Notifier;
@@ -134,6 +136,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
         wake: wake.clone(),
         public_url: public_url.clone(),
         inbound_slots: Arc::new(Semaphore::new(server.inbound_concurrency)),
+        console_url: admin_url.clone(),
     };
     let scheduler = crate::schedule::spawn(runtime.clone(), queue.clone(), wake.clone());
     let worker = Worker::new(runtime.clone(), queue.clone(), wake, config.worker.clone());
@@ -145,11 +148,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
         BodyLimits { max_bytes: server.max_inbound_body_bytes, read_timeout },
         FailureLimiter::new(server.failed_verifications_burst, server.failed_verifications_per_minute),
     );
-    let admin_router = server::admin::router(
-        state,
-        AdminGuard::new(admin_token.clone(), &server.admin_hosts),
-        BodyLimits { max_bytes: MAX_ADMIN_BODY_BYTES, read_timeout },
-    );
+    // Frame.io can be switched off from the console; its requests are then refused.
+    let switch = ProviderSwitch::open(&data_dir);
+    let public_router = public_router.layer(axum::middleware::from_fn_with_state(switch.clone(), console::switch::refuse_when_disabled));
+    let admin_guard = AdminGuard::new(admin_token.clone(), &server.admin_hosts);
+    let admin_limits_body = BodyLimits { max_bytes: MAX_ADMIN_BODY_BYTES, read_timeout };
+    // The console shares the admin listener, with its own sign-in instead of the token.
+    let console = ConsoleState::new(state.clone(), config.console.clone(), admin_guard.clone(), switch);
+    let admin_router =
+        server::admin::router(state, admin_guard, admin_limits_body).merge(console::router(console, admin_limits_body));
     let tasks = vec![
         listener::serve("public", public, public_router, public_limits),
         listener::serve("admin", admin, admin_router, admin_limits),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::console::users::ConsoleConfig;
 use crate::imports::http::HttpConfig;
 use crate::imports::notifications::NotificationsConfig;
 use crate::imports::transfer::TransferConfig;
@@ -45,6 +46,8 @@ pub struct Config {
     pub transfer: TransferConfig,
     pub notifications: NotificationsConfig,
     pub retention: RetentionConfig,
+    /// The console's users (`[console.users.<name>]`); its `Debug` leaves out hashes.
+    pub console: ConsoleConfig,
 }
 
 /// The two listeners: public (Frame.io reaches it) and admin (loopback by default),
@@ -133,6 +136,7 @@ impl Default for Config {
             transfer: TransferConfig::default(),
             notifications: NotificationsConfig::default(),
             retention: RetentionConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -153,6 +157,7 @@ impl fmt::Debug for Config {
             transfer,
             notifications,
             retention,
+            console,
         } = self;
         // The host cannot tell which settings are secret, so it shows only their names.
         let provider: BTreeMap<&str, &str> = provider.keys().map(|name| (name.as_str(), "<redacted>")).collect();
@@ -169,6 +174,7 @@ impl fmt::Debug for Config {
             .field("transfer", transfer)
             .field("notifications", notifications)
             .field("retention", retention)
+            .field("console", console)
             .finish()
     }
 }
@@ -277,6 +283,7 @@ impl Config {
         anyhow::ensure!(!server.admin_hosts.is_empty(), "server.admin_hosts may not be empty");
         anyhow::ensure!(self.retention.finished_days >= 1, "retention.finished_days must be at least 1");
         anyhow::ensure!(self.retention.sweep_interval_secs >= 1, "retention.sweep_interval_secs must be at least 1");
+        self.console.validate()?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::app::{self, RunningHost};
 use crate::config::{Config, RuntimeConfig};
+use crate::console::users::{ConsoleConfig, ConsoleUser, PasswordHash, Role};
 use crate::queue::JobRow;
 
 /// Ids from the bundled simulator seed (`fixtures/seed.json`).
@@ -179,6 +180,11 @@ pub struct WorldOptions {
     pub extra_media_hosts: Vec<String>,
     /// The Frame.io API generation the provider is configured for.
     pub api: Generation,
+    /// The console's users (none by default): see [`console_user`].
+    pub console: ConsoleConfig,
+    /// Bytes per ranged GET and ranges in flight of each download, to make a
+    /// download take several steps (the console's progress bars are tested so).
+    pub transfer_ranges: Option<(u64, usize)>,
 }
 
 impl WorldOptions {
@@ -194,8 +200,16 @@ impl WorldOptions {
             sim: SimOptions::default(),
             extra_media_hosts: Vec::new(),
             api: Generation::V2,
+            console: ConsoleConfig::default(),
+            transfer_ranges: None,
         }
     }
+}
+
+/// A console user with `password`, hashed with few iterations: harness users are
+/// throwaway, and their sign-in should be quick.
+pub fn console_user(role: Role, password: &str) -> ConsoleUser {
+    ConsoleUser { role, password_hash: PasswordHash::with_iterations(password, 10_000).to_string() }
 }
 
 /// The simulator and a host, wired together.
@@ -257,6 +271,11 @@ impl World {
         config.http.allow_private_networks = vec!["127.0.0.0/8".into()];
         // The DAM users of the stories, so that what the connector tells them lands in the outbox.
         config.notifications.users.insert("dana".into(), "dana@dam.example".into());
+        config.console = options.console;
+        if let Some((range_size, concurrency)) = options.transfer_ranges {
+            config.transfer.range_size = range_size;
+            config.transfer.concurrency = concurrency;
+        }
         let host = app::start(config).await?;
         let control = SimClient::new(sim.base_url())?;
         let admin = AdminClient::new(&host.admin_url, &host.public_url, &host.admin_token)?;

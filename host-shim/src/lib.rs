@@ -9,6 +9,7 @@ pub mod app;
 pub mod bench;
 pub mod blobs;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod demo;
 pub mod harness;

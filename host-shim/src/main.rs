@@ -34,6 +34,21 @@ enum Command {
         /// Run on one Frame.io API generation (`v2` or `v4`); both, one after the other, by default.
         #[arg(long, value_parser = parse_api)]
         api: Option<Generation>,
+        /// Then keep a simulator and a host with the console running until Ctrl-C, to
+        /// click through (the default when the demo runs in a terminal, outside CI).
+        #[arg(long, conflicts_with = "no_keep")]
+        keep: bool,
+        /// Stop when the narrated demo ends.
+        #[arg(long)]
+        no_keep: bool,
+    },
+    /// Print the config lines of a console user, reading their password from stdin.
+    ConsoleUser {
+        /// The user's name, also their DAM user id.
+        name: String,
+        /// `administrator` or `user`.
+        #[arg(long, default_value = "user")]
+        role: String,
     },
     /// Measure imports against curl and frameioclient, and print a table.
     Bench {
@@ -114,10 +129,19 @@ async fn main() -> anyhow::Result<()> {
             host.stop();
             Ok(())
         }
-        Command::Demo { component, data_dir, api } => {
+        Command::Demo { component, data_dir, api, keep, no_keep } => {
             let apis = api.map_or(vec![Generation::V2, Generation::V4], |one| vec![one]);
-            host_shim::demo::run(&component, &data_dir, &apis).await
+            host_shim::demo::run(&component, &data_dir, &apis).await?;
+            // In a terminal a person is there to click through it; CI and scripts are not.
+            let interactive = std::io::stdin().is_terminal() && std::env::var_os("CI").is_none();
+            if keep || (interactive && !no_keep) {
+                host_shim::console::demo::keep(&component, &data_dir, api.unwrap_or(Generation::V4)).await
+            } else {
+                println!("\nTo click through it in the console: cargo xtask demo --keep (host, simulator and console stay up until Ctrl-C).");
+                Ok(())
+            }
         }
+        Command::ConsoleUser { name, role } => console_user(&name, &role),
         Command::Transfers { admin, follow, token, token_file } => {
             let token = match token {
                 Some(token) => token,
@@ -167,4 +191,28 @@ fn parse_api(raw: &str) -> Result<Generation, String> {
         "v4" => Ok(Generation::V4),
         other => Err(format!("{other:?} is not an API generation: use v2 or v4")),
     }
+}
+
+/// Reads a password from stdin and prints the `[console.users.<name>]` lines for it.
+fn console_user(name: &str, role: &str) -> anyhow::Result<()> {
+    use host_shim::console::users::{ConsoleConfig, ConsoleUser, PasswordHash, Role};
+    let role = match role {
+        "administrator" => Role::Administrator,
+        "user" => Role::User,
+        other => anyhow::bail!("{other:?} is not a role: use administrator or user"),
+    };
+    if std::io::stdin().is_terminal() {
+        eprintln!("password for {name} (then Enter):");
+    }
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(password.chars().count() >= 12, "use a password of at least 12 characters");
+    let hash = PasswordHash::new(password).to_string();
+    let mut check = ConsoleConfig::default();
+    check.users.insert(name.to_string(), ConsoleUser { role, password_hash: hash.clone() });
+    check.validate()?;
+    let role = if role == Role::Administrator { "administrator" } else { "user" };
+    println!("[console.users.{name}]\nrole = \"{role}\"\npassword_hash = \"{hash}\"");
+    Ok(())
 }

@@ -196,6 +196,21 @@ impl JobQueue {
         self.end(id, "failed", reason, &[])
     }
 
+    /// Runs a failed job again from the step that failed, at once, with a fresh
+    /// count of tries (steps are idempotent, so the step may run again). Whether the
+    /// job was failed; a job in any other state is left as it is.
+    pub fn retry_failed(&self, id: &str, now_ms: i64) -> rusqlite::Result<bool> {
+        let changed = self.db.with(|c| {
+            c.execute(
+                "UPDATE jobs SET state = 'queued', attempt = 0, run_after = ?2, updated_at = ?2, result_text = NULL,
+                 status_text = 'retried after: ' || COALESCE(result_text, 'a failure')
+                 WHERE id = ?1 AND state = 'failed'",
+                params![id, now_ms],
+            )
+        })?;
+        Ok(changed == 1)
+    }
+
     /// Ends a job. Its status says how it ended, not what its last step was doing.
     fn end(&self, id: &str, state: &str, text: &str, children: &[NewJob]) -> rusqlite::Result<()> {
         self.update_running(
@@ -438,6 +453,23 @@ mod tests {
         let counts = q.counts().unwrap();
         let counts: Vec<(&str, u64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(counts, [("done", 1), ("failed", 0), ("queued", 1), ("running", 0)]);
+    }
+
+    #[test]
+    fn a_failed_job_is_retried_from_its_failed_step_and_others_are_not() {
+        let q = queue();
+        let id = q.enqueue("push:1", "push", b"a").unwrap().unwrap();
+        q.claim_due(later()).unwrap().unwrap();
+        q.next(&id, b"step-2", 0, "downloading", &[]).unwrap();
+        assert!(!q.retry_failed(&id, unix_millis()).unwrap(), "a queued job is not failed");
+        q.claim_due(later()).unwrap().unwrap();
+        q.fail(&id, "asset deleted").unwrap();
+        assert!(q.retry_failed(&id, unix_millis()).unwrap());
+        let row = q.get(&id).unwrap().unwrap();
+        assert_eq!((row.state.as_str(), row.attempt, row.result_text), ("queued", 0, None));
+        assert_eq!(row.status_text.as_deref(), Some("retried after: asset deleted"));
+        let again = q.claim_due(later()).unwrap().unwrap();
+        assert_eq!(again.payload, b"step-2", "the step that failed runs again");
     }
 
     #[test]

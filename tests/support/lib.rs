@@ -1,6 +1,8 @@
 //! Shared set-up for the end-to-end suites: a world (simulator + host-shim running
 //! the real component) in a scratch directory, bound and ready to push.
 
+pub mod browser;
+
 use std::path::PathBuf;
 
 use host_shim::harness::fixture::{self, Fixture};

@@ -4,7 +4,10 @@
 //!   target with rustup if it is missing) and report its size; also build the
 //!   misbehaving test component the sandbox tests load (`tests/misbehaving`).
 //! - `demo`: build, then run the whole flow against the simulator, printing each step.
-//! - `test`: build, then run every test in the workspace.
+//! - `test`: build, then run every test in the workspace (installing Debian's
+//!   Chromium and ChromeDriver first when missing, for the console's browser tests).
+//! - `screenshots`: run the console's browser test on Frame.io V4, saving a picture
+//!   of each screen into `docs/console/` (the README shows them).
 //! - `bench`: build, then run `host-shim bench` in a release build (extra
 //!   arguments are passed on, for example `--sizes 1024`).
 
@@ -17,6 +20,11 @@ use anyhow::{Context, bail};
 const COMPONENT: &str = "target/wasm32-wasip2/wasm/frameio_connector.wasm";
 /// The size the component must stay under.
 const MAX_COMPONENT_BYTES: u64 = 2 << 20;
+/// Where `cargo xtask screenshots` puts the console's pictures.
+const SCREENSHOTS: &str = "docs/console";
+/// The browser and its WebDriver, from Debian's `chromium` and `chromium-driver`.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 fn main() -> anyhow::Result<()> {
     let root = workspace_root();
@@ -30,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some("test") => {
             build_component()?;
+            ensure_browser()?;
             let mut test_args = vec!["test", "--workspace"];
             test_args.extend(args[1..].iter().map(String::as_str));
             cargo(&test_args)
@@ -42,7 +51,22 @@ fn main() -> anyhow::Result<()> {
             bench_args.extend(args[1..].iter().map(String::as_str));
             cargo(&bench_args)
         }
-        _ => bail!("usage: cargo xtask <build|demo|test|bench>"),
+        Some("screenshots") => {
+            build_component()?;
+            ensure_browser()?;
+            let dir = root.join(SCREENSHOTS);
+            let status = Command::new(env!("CARGO"))
+                .args(["test", "-p", "connector-e2e", "--test", "console", "--", "--exact", "whole_flow::v4"])
+                .env("CONSOLE_SCREENSHOTS", &dir)
+                .status()
+                .context("running cargo")?;
+            if !status.success() {
+                bail!("the console's browser test failed; the screenshots in {} may be incomplete", dir.display());
+            }
+            eprintln!("screenshots: {}", dir.display());
+            Ok(())
+        }
+        _ => bail!("usage: cargo xtask <build|demo|test|screenshots|bench>"),
     }
 }
 
@@ -98,4 +122,30 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
         Ok(s) if s.success() => Ok(()),
         _ => bail!("the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed"),
     }
+}
+
+/// Installs Debian's Chromium and ChromeDriver for the console's browser tests when
+/// they are missing (and `CHROME`/`CHROMEDRIVER` name no others). Never a browser
+/// download of its own: the distribution's packages, with apt-get.
+fn ensure_browser() -> anyhow::Result<()> {
+    let named = |env: &str, default: &str| std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    if named("CHROME", CHROMIUM).exists() && named("CHROMEDRIVER", CHROMEDRIVER).exists() {
+        return Ok(());
+    }
+    eprintln!("installing chromium and chromium-driver with apt-get, for the console's browser tests");
+    // As root (CI, containers) apt-get runs as is; otherwise through sudo.
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| -> anyhow::Result<()> {
+        let mut command = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            command.arg("apt-get");
+        }
+        let status = command.args(args).env("DEBIAN_FRONTEND", "noninteractive").status().context("running apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed: install the chromium and chromium-driver packages by hand", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "chromium", "chromium-driver"])
 }

@@ -28,8 +28,9 @@ impl AdminGuard {
         self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
     }
 
-    /// Why the request is refused, if it is.
-    fn refusal(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
+    /// Why the request's `Host` is refused, if it is: not exactly one, or not one of
+    /// the listener's names. The console checks this too.
+    pub fn host_refusal(&self, headers: &HeaderMap) -> Option<Response> {
         let mut hosts = headers.get_all(header::HOST).iter();
         let host = match (hosts.next().and_then(|h| h.to_str().ok()), hosts.next()) {
             (Some(host), None) => host,
@@ -38,6 +39,14 @@ impl AdminGuard {
         if !self.knows(host_name(host)) {
             let reason = format!("{:?} is not a name of this admin API (server.admin_hosts)", host_name(host));
             return Some(error_response(StatusCode::FORBIDDEN, reason));
+        }
+        None
+    }
+
+    /// Why the request is refused, if it is.
+    fn refusal(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
+        if let Some(refused) = self.host_refusal(headers) {
+            return Some(refused);
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let known = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()).is_some_and(|url| {

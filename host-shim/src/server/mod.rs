@@ -34,6 +34,8 @@ pub struct AppState {
     pub public_url: String,
     /// One permit per inbound request the component may handle at once.
     pub inbound_slots: Arc<Semaphore>,
+    /// The console's address, for the OAuth redirect page to link back to.
+    pub console_url: String,
 }
 
 /// A JSON error body: `{"error": reason}`.

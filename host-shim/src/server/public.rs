@@ -105,11 +105,12 @@ async fn oauth_callback(State(state): State<AppState>, Query(query): Query<Callb
         return page(StatusCode::BAD_REQUEST, "Frame.io connection failed", "The redirect carried no code or state.");
     };
     match state.runtime.oauth_complete(&oauth_state, &code).await {
-        Ok(Ok(connection)) => page(
-            StatusCode::OK,
-            "Connected to Frame.io",
-            &format!("{} is connected as {}. You can close this window.", connection.user, connection.frameio_user),
-        ),
+        Ok(Ok(connection)) => {
+            let text = format!("{} is connected as {}. You can close this window.", connection.user, connection.frameio_user);
+            // Back to the console, where the person who connected sees their connection.
+            let back = format!("{}/connect", state.console_url);
+            linked_page(StatusCode::OK, "Connected to Frame.io", &text, Some(("Back to the console", &back)))
+        }
         Ok(Err(e)) => page(StatusCode::BAD_REQUEST, "Frame.io connection failed", &super::error_status(&e).1),
         Err(e) => component_failure("the OAuth redirect", &e),
     }
@@ -117,11 +118,18 @@ async fn oauth_callback(State(state): State<AppState>, Query(query): Query<Callb
 
 /// A minimal HTML page for the person whose browser followed the redirect.
 fn page(status: StatusCode, title: &str, text: &str) -> Response {
-    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    linked_page(status, title, text, None)
+}
+
+/// [`page`], with a link (its text and address) under the text.
+fn linked_page(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let link = link.map_or(String::new(), |(label, href)| format!("<p><a href=\"{}\">{}</a></p>", escape(href), escape(label)));
     let html = format!(
-        "<!doctype html><meta charset=utf-8><title>{0}</title><h1>{0}</h1><p>{1}</p>",
+        "<!doctype html><meta charset=utf-8><title>{0}</title><h1>{0}</h1><p>{1}</p>{link}",
         escape(title),
         escape(text)
     );
     (status, Html(html)).into_response()
 }
+

@@ -7,7 +7,7 @@
 //! field it concerns; nothing is created while a value is refused.
 
 mod bind;
-mod dates;
+pub mod dates;
 mod review;
 mod settings_form;
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub fn describe(host: &dyn Host, values: &Values) -> Result<Form> {
     Ok(Form {
         dialog: DIALOG.into(),
         title: "Frame.io".into(),
-        intro: format!("{} {status}", descriptor.description),
+        intro: format!("{}. {status}", descriptor.description.trim_end_matches('.')),
         fields,
         submit_label: "Save".into(),
         actions: vec![FormAction { name: TEST.into(), label: "Test connection".into() }],
