@@ -23,6 +23,9 @@ pub enum Error {
     Frameio(FrameioError),
     /// A host import failed.
     Host(String),
+    /// Frame.io's rate limit for `route` is spent for `wait_ms` more: the call was
+    /// not made. Not a failure: the step runs again once the wait is over.
+    Paced { wait_ms: u32, route: String },
 }
 
 /// An error answer from Frame.io, kept structured so callers can tell passing
@@ -54,6 +57,7 @@ impl Error {
     pub fn retry_after_ms(&self) -> Option<u32> {
         match self {
             Error::Frameio(e) => e.retry_after_ms,
+            Error::Paced { wait_ms, .. } => Some(*wait_ms),
             _ => None,
         }
     }
@@ -62,7 +66,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Frameio(e) => e.is_transient(),
-            Error::Host(_) => true,
+            Error::Host(_) | Error::Paced { .. } => true,
             _ => false,
         }
     }
@@ -80,6 +84,7 @@ impl fmt::Display for Error {
             Error::Frameio(e) if e.status == 0 => write!(f, "Frame.io could not be reached: {}", e.message),
             Error::Frameio(e) => write!(f, "Frame.io answered {}: {}", e.status, e.message),
             Error::Host(why) => write!(f, "host error: {why}"),
+            Error::Paced { wait_ms, route } => write!(f, "waiting {wait_ms} ms for Frame.io's rate limit on {route}"),
         }
     }
 }

@@ -283,6 +283,11 @@ impl Host for WitHost {
     fn sleep_ms(&self, ms: u32) {
         std::thread::sleep(std::time::Duration::from_millis(ms.into()));
     }
+
+    fn now_ms(&self) -> u64 {
+        // WASI's wall clock; a clock before the epoch reads as the epoch.
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
 }
 
 fn wit_error(e: Error) -> types::Error {
@@ -293,7 +298,7 @@ fn wit_error(e: Error) -> types::Error {
         Error::InvalidInput(why) => types::Error::InvalidInput(why),
         Error::NotFound(what) => types::Error::NotFound(what),
         Error::Conflict(why) => types::Error::Conflict(why),
-        e @ Error::Frameio(_) => types::Error::Frameio(e.to_string()),
+        e @ (Error::Frameio(_) | Error::Paced { .. }) => types::Error::Frameio(e.to_string()),
         Error::Host(why) => types::Error::Host(why),
     }
 }

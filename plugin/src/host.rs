@@ -20,6 +20,19 @@ pub enum Method {
     Delete,
 }
 
+impl Method {
+    /// The method as HTTP spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
 /// An outbound HTTP request (WIT `http.request`). Its headers and body carry
 /// credentials, so `Debug` shows only the method and URL.
 #[derive(Clone)]
@@ -307,4 +320,9 @@ pub trait Host {
     /// Waits `ms` milliseconds (WASI's monotonic clock), for example for another
     /// call's token refresh. Counts against the host's per-call deadline.
     fn sleep_ms(&self, ms: u32);
+    /// The time in Unix milliseconds, for pacing calls; hosts without a finer clock
+    /// than `now` may keep this default.
+    fn now_ms(&self) -> u64 {
+        self.now() * 1000
+    }
 }

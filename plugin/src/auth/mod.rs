@@ -157,7 +157,7 @@ pub fn complete(host: &dyn Host, state: &str, code: &str) -> Result<ConnectionIn
         GrantError::Refused(why) => Error::InvalidInput(format!("Frame.io refused the authorization code: {why}")),
         GrantError::Other(e) => e,
     })?;
-    let api = frameio::client(settings.api, host, &settings.api_url, &settings.web_url, Box::new(FixedToken(tokens.access_token.clone())));
+    let api = frameio::client(settings.api, host, &settings.api_url, &settings.web_url, Box::new(FixedToken(tokens.access_token.clone())), None);
     let me = api.me()?;
     let connection = Connection {
         generation: settings.api,
@@ -192,7 +192,7 @@ pub fn refresh(host: &dyn Host, user: &str) -> Result<ConnectionInfo> {
 pub fn api_for<'h>(host: &'h dyn Host, settings: &Settings, user: &str) -> Result<Box<dyn FrameioApi + 'h>> {
     check_user(user)?;
     let session = Session::new(host, settings.clone(), user);
-    Ok(frameio::client(settings.api, host, &settings.api_url, &settings.web_url, Box::new(session)))
+    Ok(frameio::client(settings.api, host, &settings.api_url, &settings.web_url, Box::new(session), Some(user)))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 mod event;
 pub mod model;
+mod pacing;
 pub mod time;
 pub mod transport;
 pub mod v2;
@@ -144,15 +145,21 @@ pub trait FrameioApi: People + Directory + Media + Actions + Reviews + Webhooks 
 impl<T: People + Directory + Media + Actions + Reviews + Webhooks + Publishing> FrameioApi for T {}
 
 /// A client of `generation` at `api_url`, calling with the tokens `tokens` gives;
-/// `web_url` is Frame.io's web app, for links where the API gives none.
+/// `web_url` is Frame.io's web app, for links where the API gives none. With
+/// `paced_as`, calls keep under the rate limits of that user's connection.
 pub fn client<'h>(
     generation: Generation,
     host: &'h dyn Host,
     api_url: &str,
     web_url: &str,
     tokens: Box<dyn TokenSource + 'h>,
+    paced_as: Option<&str>,
 ) -> Box<dyn FrameioApi + 'h> {
     let transport = Transport::new(host, api_url, tokens);
+    let transport = match paced_as {
+        Some(user) => transport.paced(user),
+        None => transport,
+    };
     match generation {
         Generation::V2 => Box::new(v2::V2::new(transport, web_url)),
         Generation::V4 => Box::new(v4::V4::new(transport)),

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::pacing::Pacer;
 use crate::error::{Error, FrameioError, Result};
 use crate::host::{Host, HostError, HttpRequest, HttpResponse, Method};
 
@@ -36,12 +37,19 @@ pub struct Transport<'h> {
     host: &'h dyn Host,
     base_url: String,
     tokens: Box<dyn TokenSource + 'h>,
+    pacer: Option<Pacer<'h>>,
 }
 
 impl<'h> Transport<'h> {
     /// A transport to `base_url` (for example `https://api.frame.io/v4`).
     pub fn new(host: &'h dyn Host, base_url: &str, tokens: Box<dyn TokenSource + 'h>) -> Self {
-        Transport { host, base_url: base_url.trim_end_matches('/').to_string(), tokens }
+        Transport { host, base_url: base_url.trim_end_matches('/').to_string(), tokens, pacer: None }
+    }
+
+    /// The same transport, pacing its calls under the rate limits of `user`'s
+    /// connection (shared with every other call of that connection).
+    pub fn paced(self, user: &str) -> Self {
+        Transport { pacer: Some(Pacer::new(self.host, user)), ..self }
     }
 
     /// Sends a request to `path` (below the base URL, with its query). An error
@@ -64,6 +72,9 @@ impl<'h> Transport<'h> {
     }
 
     fn send_with(&self, token: &str, method: Method, path: &str, body: Option<&serde_json::Value>) -> Result<HttpResponse> {
+        if let Some(pacer) = &self.pacer {
+            pacer.admit(method, path)?;
+        }
         let mut headers =
             vec![("authorization".to_string(), format!("Bearer {token}")), ("accept".to_string(), "application/json".to_string())];
         if body.is_some() {
@@ -77,6 +88,9 @@ impl<'h> Transport<'h> {
             timeout_ms: TIMEOUT_MS,
         };
         let resp = self.host.http_send(req).map_err(unreachable_error)?;
+        if let Some(pacer) = &self.pacer {
+            pacer.learn(method, path, &resp)?;
+        }
         if resp.status >= 400 {
             return Err(Error::Frameio(error_from(&resp)));
         }

@@ -8,6 +8,7 @@ use crate::flows::push::PushJob;
 use crate::flows::push::awaiting::ResumeJob;
 use crate::flows::review::ReviewJob;
 use crate::flows::sync::{PostJob, ReconcileJob, SyncJob};
+use crate::error::Error;
 use crate::flows::{Context, Flow, JobRequest, Step};
 
 /// A job as the host stores it (WIT `jobs.job`).
@@ -63,6 +64,11 @@ fn run_flow<F: Flow>(ctx: &Context, job: &Job) -> Outcome {
             return Outcome::Next { delay_ms, payload, status, wake_on_transfer, enqueue };
         }
         Ok(Step::Failed(why)) => why,
+        // Waiting for a rate limit is no failure: the same step runs again after it.
+        Err(e @ Error::Paced { .. }) => {
+            let delay_ms = e.retry_after_ms().unwrap_or(0);
+            return Outcome::Next { delay_ms, payload: job.payload.clone(), status: e.to_string(), wake_on_transfer: None, enqueue: Vec::new() };
+        }
         Err(e) if e.is_transient() && !retry::exhausted(job.attempt) => {
             return Outcome::Retry(retry::delay_ms(ctx.host, job.attempt, e.retry_after_ms()), e.to_string());
         }

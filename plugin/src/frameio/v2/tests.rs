@@ -17,7 +17,7 @@ fn frameio() -> FakeHost {
 }
 
 fn api(host: &FakeHost) -> Box<dyn FrameioApi + '_> {
-    client(Generation::V2, host, "https://api.frame.io/v2", "https://app.frame.io", Box::new(FixedToken("tok-1".into())))
+    client(Generation::V2, host, "https://api.frame.io/v2", "https://app.frame.io", Box::new(FixedToken("tok-1".into())), None)
 }
 
 #[test]

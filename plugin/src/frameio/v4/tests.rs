@@ -72,7 +72,7 @@ fn frameio() -> FakeHost {
 }
 
 fn api(host: &FakeHost) -> Box<dyn FrameioApi + '_> {
-    client(Generation::V4, host, "https://api.frame.io/v4", "https://next.frame.io", Box::new(FixedToken("tok-1".into())))
+    client(Generation::V4, host, "https://api.frame.io/v4", "https://next.frame.io", Box::new(FixedToken("tok-1".into())), None)
 }
 
 #[test]
