@@ -1,13 +1,14 @@
 //! The console in a real browser (headless Chromium over WebDriver), through the
 //! whole product against the simulator, on both API generations: an administrator
 //! registers Frame.io (an invalid setting is shown beside its field, "Test
-//! connection" asks the simulator), a user who is not an administrator cannot reach
-//! cloud services, connects with OAuth and comes back, binds a folder (a clashing
-//! action name is shown and nothing made), a push arrives and its download's progress
-//! bar moves, the document shows with its Frame.io tab and a reviewer's timecoded
-//! comment, it is sent for review, and the folder is unbound. Then forged requests:
-//! a cross-site POST from another site's page, and POSTs without the session's CSRF
-//! token or from another origin, all refused with nothing changed.
+//! connection" asks the simulator, disabling Frame.io refuses its requests), a user
+//! who is not an administrator cannot reach cloud services, connects with OAuth and
+//! comes back, binds a folder (a clashing action name is shown and nothing made), a
+//! push arrives and its download's progress bar moves, a failed job is retried, the
+//! document shows with its Frame.io tab and a reviewer's timecoded comment, it is
+//! sent for review, and the folder is unbound. Then forged requests: a cross-site
+//! POST from another site's page, and POSTs without the session's CSRF token or from
+//! another origin, all refused with nothing changed.
 //!
 //! `CONSOLE_SCREENSHOTS=<dir>` saves a picture of each screen of the V4 run there
 //! (`cargo xtask screenshots` does, into `docs/console/`).
@@ -168,6 +169,13 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     let html = b.run("return document.documentElement.outerHTML;", json!([])).await?;
     ensure!(!html.as_str().unwrap_or_default().contains(&secret), "the client secret is never rendered back");
     b.screenshot(shots, "03-cloud-services").await?;
+    // Disabled, Frame.io's requests are refused before the connector sees them.
+    click_through(&b, "form[action=\"/cloud/switch\"] button").await?;
+    b.wait_for_text("Frame.io is disabled in this DAM", Duration::from_secs(2)).await?;
+    let refused = reqwest::Client::new().post(format!("{}/frameio/actions/b0", w.host.public_url)).body("{}").send().await?;
+    ensure!(refused.status() == 503, "a disabled Frame.io's requests are refused: {}", refused.status());
+    click_through(&b, "form[action=\"/cloud/switch\"] button").await?;
+    b.wait_for_text("Frame.io is enabled", Duration::from_secs(2)).await?;
     sign_out(&b).await?;
 
     // A user who is not an administrator cannot reach cloud services.
@@ -219,6 +227,22 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     ensure!(seen.len() >= 2, "the progress bar moved through at least two values short of the end: {seen:?}");
     w.wait_for_job(&format!("push:{}", form.interaction_id), JOB_TIMEOUT).await?;
     w.control.set_faults(&frameio_sim::Faults::default()).await?;
+
+    // The periodic reconcile queued at start failed, as Frame.io was not set up then;
+    // retried from the page, it runs again and ends well.
+    b.goto(&format!("{console}/jobs")).await?;
+    let failed = b.run(
+        "const row = [...document.querySelectorAll('tr[data-job]')].find(r => r.textContent.includes('reconcile@') && r.querySelector('form')); return row ? row.getAttribute('data-job') : null;",
+        json!([]),
+    );
+    let failed = failed.await?.as_str().context("a failed reconcile job with a Retry button")?.to_string();
+    click_through(&b, &format!("form[action=\"/jobs/{failed}/retry\"] button")).await?;
+    b.wait_for_text("runs again from the step that failed", Duration::from_secs(2)).await?;
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    while w.admin_ok(reqwest::Method::GET, &format!("/jobs/{failed}"), None).await?["state"] != "done" {
+        ensure!(Instant::now() < deadline, "the retried job never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // The same file pushed again from the simulator's own page (as in the demo): a
     // second version of the same document.
