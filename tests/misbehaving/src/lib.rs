@@ -22,7 +22,7 @@ mod wit {
 
 use std::hint::black_box;
 
-use wit::exports::frameio_dam::connector::{archive, bindings, browse, dam_events, inbound, jobs, oauth, provider, review};
+use wit::exports::frameio_dam::connector::{archive, bindings, browse, dam_events, forms, inbound, jobs, oauth, provider, review};
 use wit::frameio_dam::connector::storage;
 use wit::frameio_dam::connector::types::{Error, JobRequest, Property};
 
@@ -176,6 +176,18 @@ impl archive::Guest for Misbehaving {
     }
     fn archives() -> Result<Vec<archive::ArchiveProgress>, Error> {
         unsupported()
+    }
+}
+
+impl forms::Guest for Misbehaving {
+    fn dialogs() -> Vec<String> {
+        Vec::new()
+    }
+    fn describe(_dialog: String, _context: forms::FormContext, _values: Vec<Property>) -> Result<forms::Form, Error> {
+        unsupported()
+    }
+    fn submit(_dialog: String, _action: String, _context: forms::FormContext, _values: Vec<Property>) -> Result<forms::Outcome, forms::SubmitError> {
+        Err(forms::SubmitError::Failed(Error::InvalidInput("this component offers no dialogs".into())))
     }
 }
 
