@@ -56,14 +56,8 @@ async fn failed_part_uploads_end_in_a_byte_identical_file() {
 /// Part PUTs cut off after the simulator read the whole body and sent `200` and its
 /// headers (the part was not stored, and the client cannot know it was) must be sent
 /// again too, as must 500s and 503s: Frame.io ends up with exactly the DAM's bytes.
-///
-/// Ignored: the host's upload engine (`imports/transfer/upload.rs`) counts a part
-/// as accepted as soon as a 2xx status line and headers arrive, without reading the
-/// answer to its end, so a cut answer is taken for an accepted part, the transfer
-/// reports complete with a part missing, and the send fails a minute later when
-/// Frame.io never completes the file. Run it with `--ignored` once that is fixed.
+/// The host counts a part only once its answer was read to the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the upload engine takes a 200 whose answer breaks off for an accepted part"]
 async fn failed_and_cut_part_uploads_end_in_a_byte_identical_file() {
     // At 8% + 8% per attempt, six failures in a row for one of 48 parts is about a
     // 1-in-2000 run.
