@@ -6,6 +6,7 @@
 //! reaches into the component or the host except through their APIs (and reads the
 //! .eml outbox, as a mail client would).
 
+pub mod archive;
 pub mod child;
 
 use std::collections::BTreeMap;

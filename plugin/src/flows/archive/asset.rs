@@ -198,15 +198,23 @@ fn on_status(ctx: &Context, archive: &ArchiveRecord, job: ArchiveAssetJob, versi
             tally.comments += converged.comments as u32;
             Ok(ArchiveAssetJob { tally, ..job }.advance().then(0, format!("copied {}", version.name), None))
         }
-        // An expired link, or bytes that arrived damaged: read the file again for a
-        // fresh link and fetch it anew.
-        TransferStatus::Failed(TransferError::HttpStatus(403) | TransferError::ChecksumMismatch(_) | TransferError::SizeMismatch(_))
-            if renewals < MAX_URL_RENEWALS =>
-        {
+        // An expired link, storage that kept failing, or bytes that arrived damaged:
+        // read the file again for a fresh link and fetch it anew.
+        TransferStatus::Failed(e) if worth_a_fresh_start(&e) && renewals < MAX_URL_RENEWALS => {
             let fresh = ctx.api(&archive.user)?.file(&archive.account_id, &version.id)?;
             start(ctx, job, fresh, renewals + 1)
         }
         TransferStatus::Failed(e) => Ok(skip(job, &version, &e.to_string())),
+    }
+}
+
+/// Whether a failed download may succeed from a fresh link: not when the host
+/// refused the URL or the request itself.
+fn worth_a_fresh_start(e: &TransferError) -> bool {
+    match e {
+        TransferError::HttpStatus(status) => *status == 403 || *status == 408 || *status == 429 || *status >= 500,
+        TransferError::Io(_) | TransferError::ChecksumMismatch(_) | TransferError::SizeMismatch(_) => true,
+        TransferError::Denied(_) | TransferError::InvalidRequest(_) => false,
     }
 }
 
