@@ -143,13 +143,16 @@ fn error_from(resp: &HttpResponse) -> FrameioError {
 }
 
 /// How long Frame.io asks us to wait: `Retry-After` in seconds when present, else,
-/// for a 429 with no requests left, the rate-limit window (`x-ratelimit-window`, ms).
-/// Whoever retries bounds it (see `jobs::retry`).
+/// for a 429 with no requests left, the time the bucket takes to free one request
+/// (`x-ratelimit-window` ms over `x-ratelimit-limit`; the whole window when the limit
+/// is not told). Whoever retries bounds it (see `jobs::retry`).
 fn retry_hint(resp: &HttpResponse) -> Option<u32> {
     let number = |name| resp.header(name).and_then(|v| v.trim().parse::<u64>().ok());
     let hint_ms = match number("retry-after") {
         Some(secs) => secs.saturating_mul(1000),
-        None if resp.status == 429 && number("x-ratelimit-remaining") == Some(0) => number("x-ratelimit-window")?,
+        None if resp.status == 429 && number("x-ratelimit-remaining") == Some(0) => {
+            number("x-ratelimit-window")? / number("x-ratelimit-limit").filter(|l| *l > 0).unwrap_or(1)
+        }
         None => return None,
     };
     Some(u32::try_from(hint_ms).unwrap_or(u32::MAX))
@@ -187,9 +190,11 @@ mod tests {
     }
 
     #[test]
-    fn a_spent_rate_limit_asks_to_wait_its_window() {
+    fn a_spent_rate_limit_asks_to_wait_for_one_request_to_free() {
         let limited = response(429, &[("x-ratelimit-remaining", "0"), ("x-ratelimit-window", "60000")], "{}");
         assert_eq!(error_from(&limited).retry_after_ms, Some(60_000));
+        let leaky = response(429, &[("x-ratelimit-limit", "40"), ("x-ratelimit-remaining", "0"), ("x-ratelimit-window", "60000")], "{}");
+        assert_eq!(error_from(&leaky).retry_after_ms, Some(1_500), "one request frees every window / limit");
         let told = response(503, &[("retry-after", "7")], "{}");
         assert_eq!(error_from(&told).retry_after_ms, Some(7_000));
     }
