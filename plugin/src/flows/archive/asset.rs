@@ -136,7 +136,7 @@ fn start(ctx: &Context, job: ArchiveAssetJob, version: File, renewals: u32) -> R
     if let Err(why) = check_importable(&version) {
         return Ok(skip(job, &version, &why));
     }
-    let Original::Ready { url } = &version.original else { unreachable!("an importable file has its original") };
+    let Original::Ready { url } = &version.original else { return Ok(skip(job, &version, "Frame.io offers no original")) };
     let download = Download { transfer_key: format!("{}#{renewals}", transfer_stem(&job, &version)), renewals };
     let request = DownloadRequest {
         key: download.transfer_key.clone(),
