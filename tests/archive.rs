@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use connector_e2e::{connected_world_on, on_both_apis};
+use connector_e2e::{bound_world_on, connected_world_on, on_both_apis};
+use host_shim::harness::provider_settings;
 use frameio_sim::{Faults, GenerateSpec, MediaFaults, RouteClass, RouteFaults};
 use host_shim::harness::World;
 use host_shim::harness::archive::{dam_copy, expected_copy};
@@ -19,7 +20,7 @@ const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn spec() -> GenerateSpec {
     GenerateSpec {
-        files: 120,
+        files: 60,
         folder_depth: 2,
         folders_per_folder: 3,
         stack_every: 8,
@@ -109,4 +110,42 @@ async fn bad_archive_requests_are_refused_with_the_reason(fx: &Fixture) {
     assert_eq!(listed["archives"].as_array().map(Vec::len), Some(0));
 }
 
-on_both_apis!(a_project_is_archived_whole_through_faults_and_nothing_twice, bad_archive_requests_are_refused_with_the_reason);
+/// The administrator's marker rule: renaming the project to carry the marker in
+/// Frame.io archives it into the archive folder, once, through the webhook of the
+/// workspace the bound folder follows.
+async fn a_project_renamed_with_the_marker_is_archived_once(fx: &Fixture) {
+    let (world, _dir, _bound) = bound_world_on(fx).await;
+    let folder = world.create_folder("/Archive", "Archive").await.unwrap();
+    let folder_id = folder["id"].as_str().unwrap().to_string();
+    let mut settings = provider_settings(&world.sim.base_url(), fx.api);
+    settings.insert("public-url".into(), format!("{}/frameio", world.host.public_url));
+    settings.insert("archive-marker".into(), "[archive]".into());
+    settings.insert("archive-folder".into(), folder_id.clone());
+    world.admin_ok(Method::PUT, "/provider", Some(json!({ "settings": settings }))).await.unwrap();
+
+    world.control.rename_project(fx.project, &format!("{} [archive]", fx.project_name), None).await.unwrap();
+    let deadline = std::time::Instant::now() + ARCHIVE_TIMEOUT;
+    let archive = loop {
+        let listed = world.admin_ok(Method::GET, "/archives", None).await.unwrap();
+        if let Some(done) = listed["archives"].as_array().and_then(|a| a.iter().find(|a| a["state"] == "done" || a["state"] == "Done")) {
+            break done.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no archive finished: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(archive["project_id"], fx.project);
+    assert_eq!(archive["folder_id"], folder_id);
+    assert!(archive["counts"]["documents"].as_u64().unwrap() > 0, "{archive}");
+
+    // Renamed again, still with the marker: nothing more is archived.
+    world.control.rename_project(fx.project, &format!("{} [archive] final", fx.project_name), None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listed = world.admin_ok(Method::GET, "/archives", None).await.unwrap();
+    assert_eq!(listed["archives"].as_array().map(Vec::len), Some(1), "{listed}");
+}
+
+on_both_apis!(
+    a_project_is_archived_whole_through_faults_and_nothing_twice,
+    bad_archive_requests_are_refused_with_the_reason,
+    a_project_renamed_with_the_marker_is_archived_once
+);
