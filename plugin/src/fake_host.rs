@@ -146,9 +146,10 @@ impl Host for FakeHost {
         Ok(self.kv.borrow_mut().remove(key).is_some())
     }
 
+    /// At most 1000 keys, in byte order, as the storage contract says a host answers.
     fn storage_list(&self, prefix: &str) -> HostResult<Vec<String>> {
         self.forget_expired();
-        Ok(self.kv.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        Ok(self.kv.borrow().keys().filter(|k| k.starts_with(prefix)).take(1000).cloned().collect())
     }
 
     fn get_folder(&self, id: &str) -> HostResult<Folder> {

@@ -23,6 +23,10 @@ const TALLY: &str = "archive-tally/";
 const RUN: &str = "archive-run/";
 /// How often a tally update retries when another child job updated it meanwhile.
 const TALLY_ATTEMPTS: u32 = 20;
+/// The most keys one `list-keys` answers (the storage contract's cap).
+const LISTED_AT_MOST: usize = 1000;
+/// Every character a Frame.io id may hold (`frameio::is_frameio_id`), in byte order.
+const ID_CHARS: &str = "-.0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
 
 /// Where an archive stands (WIT `archive-state`).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -194,16 +198,59 @@ pub fn totals(host: &dyn Host, key: &str) -> Result<Totals> {
 
 /// How many assets have their item record.
 pub fn items_recorded(host: &dyn Host, key: &str) -> Result<u32> {
-    Ok(host.storage_list(&format!("{ITEM}{key}/"))?.len() as u32)
+    Ok(item_keys(host, key)?.len() as u32)
 }
 
 /// The sum of every item record: the exact account of the archive.
 pub fn sum_items(host: &dyn Host, key: &str) -> Result<Tally> {
     let mut sum = Tally::default();
-    for item_key in host.storage_list(&format!("{ITEM}{key}/"))? {
+    for item_key in item_keys(host, key)? {
         if let Some(item) = store::load::<Tally>(host, &item_key)? {
             sum.add(&item.value);
         }
     }
     Ok(sum)
+}
+
+/// Every item record's key. A listing answers at most [`LISTED_AT_MOST`] keys, and
+/// an archive may hold many more items: a full listing is listed again one
+/// character of asset id further, until each part fits.
+fn item_keys(host: &dyn Host, key: &str) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut prefixes = vec![format!("{ITEM}{key}/")];
+    while let Some(prefix) = prefixes.pop() {
+        let listed = host.storage_list(&prefix)?;
+        if listed.len() < LISTED_AT_MOST {
+            keys.extend(listed);
+            continue;
+        }
+        // The prefix may be a whole key itself; byte order lists it first.
+        if listed.first() == Some(&prefix) {
+            keys.push(prefix.clone());
+        }
+        prefixes.extend(ID_CHARS.chars().map(|c| format!("{prefix}{c}")));
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_host::FakeHost;
+
+    #[test]
+    fn items_past_one_listing_are_all_counted() {
+        let host = FakeHost::new();
+        let item = Tally { documents: 1, versions: 2, ..Tally::default() };
+        // Ids sharing long prefixes, so that one split is not enough either.
+        let ids: Vec<String> = (0..2_500u32).map(|i| format!("{:08x}-0000-4000-8000-{:012x}", i % 3, i)).collect();
+        for id in &ids {
+            assert!(record_item(&host, "archive:p:f:1", id, &item).unwrap());
+        }
+        record_item(&host, "archive:p:f:10", "other", &item).unwrap();
+        assert_eq!(host.storage_list(&format!("{ITEM}archive:p:f:1/")).unwrap().len(), LISTED_AT_MOST, "one listing stops at the cap");
+        assert_eq!(items_recorded(&host, "archive:p:f:1").unwrap(), 2_500);
+        let sum = sum_items(&host, "archive:p:f:1").unwrap();
+        assert_eq!((sum.documents, sum.versions), (2_500, 5_000));
+    }
 }
