@@ -83,6 +83,21 @@ enum Command {
         /// Sizes to upload with `--only-upload`, in MiB.
         #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
         upload_sizes: Vec<u64>,
+        /// Only the project archive: a generated project archived under Frame.io's
+        /// documented rate limits, on both API generations, against the floor they
+        /// impose (and the big original, with `--archive-big-gb`).
+        #[arg(long)]
+        only_archive: bool,
+        /// Files in the project archived at the rate-limit floor (0 skips it).
+        #[arg(long, default_value_t = 10_000)]
+        archive_files: u64,
+        /// Archive at the floor on one generation only (`v2` or `v4`).
+        #[arg(long, value_parser = parse_api)]
+        archive_api: Option<Generation>,
+        /// Also archive a project of one file of this many GiB, killing the host
+        /// half way through its download (with `--archive-files 0`, only that).
+        #[arg(long)]
+        archive_big_gb: Option<u64>,
     },
     /// Show a host's transfers as progress bars until none is running.
     Transfers {
@@ -163,6 +178,10 @@ async fn main() -> anyhow::Result<()> {
             sync_comments,
             only_upload,
             upload_sizes,
+            only_archive,
+            archive_files,
+            archive_api,
+            archive_big_gb,
         } => {
             let options = host_shim::bench::BenchOptions {
                 component,
@@ -175,6 +194,10 @@ async fn main() -> anyhow::Result<()> {
                 sync_comments,
                 only_upload,
                 upload_sizes_mib: upload_sizes,
+                only_archive,
+                archive_files,
+                archive_apis: archive_api.map_or(vec![Generation::V2, Generation::V4], |one| vec![one]),
+                archive_big_gib: archive_big_gb,
             };
             host_shim::bench::run(options).await
         }

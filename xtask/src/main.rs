@@ -9,7 +9,8 @@
 //! - `screenshots`: run the console's browser test on Frame.io V4, saving a picture
 //!   of each screen into `docs/console/` (the README shows them).
 //! - `bench`: build, then run `host-shim bench` in a release build (extra
-//!   arguments are passed on, for example `--sizes 1024`).
+//!   arguments are passed on, for example `--sizes 1024`, or `--only-archive
+//!   --archive-files 2000` for the project archive at the rate-limit floor).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

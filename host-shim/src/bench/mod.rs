@@ -7,6 +7,7 @@
 //! the peers fetch the same presigned URL to the same disk. Each size runs in a
 //! fresh host-shim child process so its peak RSS belongs to that size alone.
 
+mod archive;
 mod flood;
 mod inbound;
 mod peers;
@@ -45,6 +46,15 @@ pub struct BenchOptions {
     pub only_upload: bool,
     /// Sizes to upload, in MiB.
     pub upload_sizes_mib: Vec<u64>,
+    /// Measure only the project archive: at the rate-limit floor, and the big
+    /// original when `archive_big_gib` is set.
+    pub only_archive: bool,
+    /// Files in the generated project archived at the floor.
+    pub archive_files: u64,
+    /// The generations archived at the floor.
+    pub archive_apis: Vec<frameio_connector::frameio::model::Generation>,
+    /// The big original's size in GiB; none skips it.
+    pub archive_big_gib: Option<u64>,
 }
 
 /// One size's figures.
@@ -72,6 +82,10 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         let rows = upload::measure(&component, &work, &options.upload_sizes_mib, options.peers).await?;
         upload::print(&rows);
         return Ok(());
+    }
+    if options.only_archive {
+        let bench = archive::ArchiveBench { files: options.archive_files, apis: options.archive_apis.clone(), big_gib: options.archive_big_gib };
+        return archive::run(&component, &work, &bench).await;
     }
     if options.only_flood {
         let flood = flooded_clicks(&component, &work).await?;
