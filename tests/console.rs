@@ -75,42 +75,15 @@ mod whole_flow {
     }
 }
 
-/// Marks the page, so that [`new_page`] can tell when the browser has replaced it.
-async fn mark(b: &Browser) -> anyhow::Result<()> {
-    b.run("window.__before = true;", json!([])).await.map(|_| ())
-}
-
-/// Waits for the page that replaces the marked one to finish loading.
-async fn new_page(b: &Browser) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let fresh = b.run("return window.__before === undefined && document.readyState === 'complete';", json!([])).await;
-        if fresh.is_ok_and(|v| v == json!(true)) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("no new page after 15 s (at {})", b.url().await.unwrap_or_default());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Clicks something that loads another page, and waits for it.
-async fn click_through(b: &Browser, css: &str) -> anyhow::Result<()> {
-    mark(b).await?;
-    b.click(css).await?;
-    new_page(b).await
-}
-
 async fn sign_in(b: &Browser, console: &str, (name, password): (&str, &str)) -> anyhow::Result<()> {
     b.goto(&format!("{console}/signin")).await?;
     b.fill("#name", name).await?;
     b.fill("#password", password).await?;
-    click_through(b, "button.primary").await
+    b.click_through("button.primary").await
 }
 
 async fn sign_out(b: &Browser) -> anyhow::Result<()> {
-    click_through(b, "form.signout button").await
+    b.click_through("form.signout button").await
 }
 
 /// The text beside field `name` of the dialog shown.
@@ -132,13 +105,13 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     b.screenshot(shots, "01-sign-in").await?;
     b.fill("#name", ADMIN.0).await?;
     b.fill("#password", ADMIN.1).await?;
-    click_through(&b, "button.primary").await?;
+    b.click_through("button.primary").await?;
     ensure!(b.url().await?.ends_with("/cloud"), "back where the administrator was going");
     if is_v4(fx) {
         // Picking V4 fills in Adobe IMS's endpoints: the connector describes the form again.
-        mark(&b).await?;
+        b.mark().await?;
         b.choose("#field-api", "v4").await?;
-        new_page(&b).await?;
+        b.new_page().await?;
         let token_url = b.property("#field-token-url", "value").await?;
         ensure!(token_url == json!("https://ims-na1.adobelogin.com/ims/token/v3"), "V4's token URL prefilled, not {token_url}");
     }
@@ -150,7 +123,7 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     }
     b.fill("#field-client-secret", &secret).await?;
     b.fill("#field-api-url", "api.frame.io without a scheme").await?;
-    click_through(&b, "button.primary").await?;
+    b.click_through("button.primary").await?;
     let beside = problem_of(&b, "api-url").await?;
     ensure!(beside.contains("API URL is not a valid URL"), "the bad URL is shown beside its field: {beside:?}");
     ensure!(b.property("#field-api-url", "value").await? == json!("api.frame.io without a scheme"), "what was typed stays");
@@ -159,22 +132,22 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     b.screenshot(shots, "02-cloud-services-invalid-setting").await?;
     b.fill("#field-api-url", &settings["api-url"]).await?;
     b.fill("#field-client-secret", &secret).await?;
-    click_through(&b, "button[value=\"test\"]").await?;
+    b.click_through("button[value=\"test\"]").await?;
     b.wait_for_text("Connection works", Duration::from_secs(5)).await?;
     ensure!(w.admin(reqwest::Method::GET, "/review/capabilities", None).await?.status == 409, "testing stored nothing");
     b.fill("#field-client-secret", &secret).await?;
-    click_through(&b, "button.primary").await?;
+    b.click_through("button.primary").await?;
     b.wait_for_text("Saved: Frame.io is set up", Duration::from_secs(5)).await?;
     b.wait_for_text("A value is set.", Duration::from_secs(1)).await?;
     let html = b.run("return document.documentElement.outerHTML;", json!([])).await?;
     ensure!(!html.as_str().unwrap_or_default().contains(&secret), "the client secret is never rendered back");
     b.screenshot(shots, "03-cloud-services").await?;
     // Disabled, Frame.io's requests are refused before the connector sees them.
-    click_through(&b, "form[action=\"/cloud/switch\"] button").await?;
+    b.click_through("form[action=\"/cloud/switch\"] button").await?;
     b.wait_for_text("Frame.io is disabled in this DAM", Duration::from_secs(2)).await?;
     let refused = reqwest::Client::new().post(format!("{}/frameio/actions/b0", w.host.public_url)).body("{}").send().await?;
     ensure!(refused.status() == 503, "a disabled Frame.io's requests are refused: {}", refused.status());
-    click_through(&b, "form[action=\"/cloud/switch\"] button").await?;
+    b.click_through("form[action=\"/cloud/switch\"] button").await?;
     b.wait_for_text("Frame.io is enabled", Duration::from_secs(2)).await?;
     sign_out(&b).await?;
 
@@ -187,9 +160,9 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
 
     // She connects her Frame.io account: to Frame.io's sign-in and back.
     b.goto(&format!("{console}/connect")).await?;
-    click_through(&b, "main form button.primary").await?;
+    b.click_through("main form button.primary").await?;
     b.wait_for_text("Connected to Frame.io", Duration::from_secs(10)).await?;
-    click_through(&b, "a[href$=\"/connect\"]").await?;
+    b.click_through("a[href$=\"/connect\"]").await?;
     b.wait_for_text("Connected as", Duration::from_secs(2)).await?;
     b.screenshot(shots, "04-connect").await?;
 
@@ -198,7 +171,7 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
         b.goto(&format!("{console}/folders")).await?;
         b.fill("#path", path).await?;
         b.fill("#title", title).await?;
-        click_through(&b, "main form button.primary").await?;
+        b.click_through("main form button.primary").await?;
     }
     let folders = w.admin_ok(reqwest::Method::GET, "/folders", None).await?;
     let folder_id = |path: &str| folders.as_array().into_iter().flatten().find(|f| f["path"] == path).and_then(|f| f["id"].as_str()).map(String::from);
@@ -236,7 +209,7 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
         json!([]),
     );
     let failed = failed.await?.as_str().context("a failed reconcile job with a Retry button")?.to_string();
-    click_through(&b, &format!("form[action=\"/jobs/{failed}/retry\"] button")).await?;
+    b.click_through(&format!("form[action=\"/jobs/{failed}/retry\"] button")).await?;
     b.wait_for_text("runs again from the step that failed", Duration::from_secs(2)).await?;
     let deadline = Instant::now() + JOB_TIMEOUT;
     while w.admin_ok(reqwest::Method::GET, &format!("/jobs/{failed}"), None).await?["state"] != "done" {
@@ -247,7 +220,7 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     // The same file pushed again from the simulator's own page (as in the demo): a
     // second version of the same document.
     b.goto(&format!("{}/_sim/ui", w.sim.base_url())).await?;
-    click_through(&b, &format!("button[data-file=\"{}\"]", fx.video)).await?;
+    b.click_through(&format!("button[data-file=\"{}\"]", fx.video)).await?;
     b.wait_for_text("Asset pushed", Duration::from_secs(10)).await?;
 
     // The document is in the folder, with its Frame.io tab and a reviewer's comment.
@@ -261,7 +234,7 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     w.control.comment(fx.consenting_user, fx.video, note).await?;
     b.goto(&format!("{console}/folders/{spring}")).await?;
     b.wait_for_text(fx.video_name, Duration::from_secs(2)).await?;
-    click_through(&b, &format!("a[href=\"/documents/{doc_id}\"]")).await?;
+    b.click_through(&format!("a[href=\"/documents/{doc_id}\"]")).await?;
     let deadline = Instant::now() + JOB_TIMEOUT;
     while !b.text().await?.contains("Warm up the skin tones here") {
         ensure!(Instant::now() < deadline, "the reviewer's comment never showed");
@@ -275,11 +248,11 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     b.screenshot(shots, "08-document-frameio-tab").await?;
 
     // She sends it for review; the upload shows under Jobs and transfers.
-    click_through(&b, "a[href$=\"/review\"]").await?;
+    b.click_through("a[href$=\"/review\"]").await?;
     b.fill("#field-reviewers", "rita@client.example").await?;
     b.fill("#field-description", "Spring cut for sign-off").await?;
     b.screenshot(shots, "09-send-for-review").await?;
-    click_through(&b, "main form button.primary").await?;
+    b.click_through("main form button.primary").await?;
     b.wait_for_text("Sending", Duration::from_secs(5)).await?;
     b.wait_for_text("Upload to Frame.io", Duration::from_secs(10)).await?;
     let deadline = Instant::now() + JOB_TIMEOUT;
@@ -295,7 +268,7 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
 
     // She unbinds the folder: the action is gone, the document stays.
     b.goto(&format!("{console}/folders/{spring}?tab=frameio")).await?;
-    click_through(&b, "button.danger").await?;
+    b.click_through("button.danger").await?;
     b.wait_for_text("Unbound", Duration::from_secs(5)).await?;
     b.wait_for_text("not bound to Frame.io", Duration::from_secs(1)).await?;
     let left = w.admin_ok(reqwest::Method::GET, "/bindings", None).await?;
@@ -320,19 +293,19 @@ async fn bind(
     shots: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     b.goto(&format!("{console}/folders/{folder}?tab=frameio")).await?;
-    click_through(b, "a[href$=\"/bind\"]").await?;
+    b.click_through("a[href$=\"/bind\"]").await?;
     for (field, value) in [("account", account), ("workspace", workspace)] {
         let selected = b.property(&format!("#field-{field}"), "value").await?;
         if selected != json!(value) {
-            mark(b).await?;
+            b.mark().await?;
             b.choose(&format!("#field-{field}"), value).await?;
-            new_page(b).await?;
+            b.new_page().await?;
         }
     }
     b.choose("#field-project", project).await?;
     b.fill("#field-action-name", action_name).await?;
     b.screenshot(shots, "07-bind-dialog").await?;
-    click_through(b, "main form button.primary").await
+    b.click_through("main form button.primary").await
 }
 
 /// Samples the page's first transfer bar until its transfer completes; the values it

@@ -169,6 +169,33 @@ impl Browser {
         }
     }
 
+    /// Marks the page, so that [`Browser::new_page`] can tell when it is replaced.
+    pub async fn mark(&self) -> anyhow::Result<()> {
+        self.run("window.__before = true;", json!([])).await.map(|_| ())
+    }
+
+    /// Waits for the page that replaces the marked one to finish loading.
+    pub async fn new_page(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let fresh = self.run("return window.__before === undefined && document.readyState === 'complete';", json!([])).await;
+            if fresh.is_ok_and(|v| v == json!(true)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("no new page after 15 s (at {})", self.url().await.unwrap_or_default());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks something that loads another page, and waits for that page.
+    pub async fn click_through(&self, css: &str) -> anyhow::Result<()> {
+        self.mark().await?;
+        self.click(css).await?;
+        self.new_page().await
+    }
+
     /// Saves a PNG of the window to `dir/name.png`, when `dir` is given.
     pub async fn screenshot(&self, dir: Option<&Path>, name: &str) -> anyhow::Result<()> {
         let Some(dir) = dir else { return Ok(()) };
