@@ -42,6 +42,9 @@ pub struct World {
     pub shares: Vec<NewShare>,
     /// Folders made, with their parents.
     pub folders: Vec<Item>,
+    /// Runs once, right after the next listing of comments is read: what a call
+    /// racing that listing does before its reader goes on.
+    pub after_listing_comments: Option<Box<dyn FnOnce()>>,
 }
 
 /// A client of the shared world.
@@ -165,7 +168,12 @@ impl Actions for FakeFrameio {
 impl Reviews for FakeFrameio {
     fn comments(&self, _account_id: &str, file_id: &str) -> Result<Vec<Comment>> {
         self.call(format!("comments {file_id}"))?;
-        Ok(self.0.borrow().comments.iter().filter(|c| c.file_id == file_id).cloned().collect())
+        let listed = self.0.borrow().comments.iter().filter(|c| c.file_id == file_id).cloned().collect();
+        let racing = self.0.borrow_mut().after_listing_comments.take();
+        if let Some(racing) = racing {
+            racing();
+        }
+        Ok(listed)
     }
 
     fn comment(&self, _account_id: &str, comment_id: &str) -> Result<Comment> {

@@ -170,8 +170,15 @@ fn wait_for_posts(link: &Link) -> Step {
 /// The DAM's comments are read before Frame.io's, and posts under way are looked
 /// for again after both reads: a DAM comment that got its key after the first read
 /// was in Frame.io before the second, so it is neither deleted nor imported again.
+/// That look misses a post that ended before it: one that ended after the DAM was
+/// read may have put its comment in Frame.io after Frame.io was read, and keyed its
+/// DAM comment, so that the sync saw it on neither side. Deleting a parent gone from
+/// Frame.io would take such a reply along unseen, and the next sync would bring it
+/// back as Frame.io's. So [`outgoing::landed`], read before the DAM and again with
+/// that look, sends the sync round again when a post ended in between.
 pub(crate) fn converge(ctx: &Context, link: &Link) -> Result<Convergence> {
     let api = ctx.api(&link.user)?;
+    let landed = outgoing::landed(ctx.host, &link.document_id)?;
     let existing: BTreeMap<String, crate::host::Comment> = ctx
         .host
         .list_comments(&link.document_id)?
@@ -180,7 +187,7 @@ pub(crate) fn converge(ctx: &Context, link: &Link) -> Result<Convergence> {
         .collect();
     let mut comments = api.comments(&link.account_id, &link.file_id)?;
     let status = api.review_status(&link.account_id, &link.file_id)?;
-    if outgoing::posting(ctx.host, &link.document_id)? {
+    if outgoing::posting(ctx.host, &link.document_id)? || outgoing::landed(ctx.host, &link.document_id)? != landed {
         return Ok(Convergence::PostsUnderWay);
     }
     order_parents_first(&mut comments);
@@ -233,7 +240,8 @@ pub(crate) fn converge(ctx: &Context, link: &Link) -> Result<Convergence> {
 
 /// What bringing a document up to date came to.
 pub(crate) enum Convergence {
-    /// A DAM comment is on its way to Frame.io; nothing was done, look again shortly.
+    /// A DAM comment is on its way to Frame.io, or got there while Frame.io was
+    /// read; nothing was done, look again shortly.
     PostsUnderWay,
     /// The document now holds the file's comments and status.
     Converged(Converged),

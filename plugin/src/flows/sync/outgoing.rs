@@ -5,7 +5,8 @@
 //! No echo: a posted comment's Frame.io id becomes its DAM comment's key before the
 //! job ends, and while a post is on its way the file's syncs wait, so the comment
 //! Frame.io reports back updates the DAM comment instead of adding a second one. A
-//! retried post first looks for the comment an interrupted try may have made.
+//! retried post first looks for the comment an interrupted try may have made. A
+//! post that ends while a sync reads both sides is noticed too (see [`landed`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,9 @@ use crate::store;
 const OUTBOUND: &str = "outbound/";
 /// How long an outbound mark holds, should its job never finish.
 const OUTBOUND_SECS: u64 = 300;
+/// `landed/<document id>`: rewritten each time a post of one of the document's DAM
+/// comments ends, so that its revision changes.
+const LANDED: &str = "landed/";
 /// `posting/<DAM comment id>`: when a post of the comment was first tried.
 const POSTING: &str = "posting/";
 /// Longest comment text accepted, in bytes.
@@ -114,6 +118,14 @@ pub fn posting(host: &dyn Host, document_id: &str) -> Result<bool> {
     Ok(!host.storage_list(&format!("{OUTBOUND}{document_id}/"))?.is_empty())
 }
 
+/// Where the document's posts stand: a value that changes whenever a post of one of
+/// its DAM comments ends. A post that was not yet [`posting`] when a sync first
+/// looked and is no longer when it looks again has ended in between; comparing this
+/// from before the sync's reads with after them tells it so.
+pub fn landed(host: &dyn Host, document_id: &str) -> Result<Option<u64>> {
+    Ok(host.storage_get(&format!("{LANDED}{document_id}"))?.map(|entry| entry.revision))
+}
+
 impl Flow for PostJob {
     const KIND: &'static str = "post";
 
@@ -137,12 +149,28 @@ impl Flow for PostJob {
 
     fn failed(&self, ctx: &Context, _why: &str) {
         // Whatever happened, the file's syncs must not wait for this post any longer.
-        let _ = self.clear_mark(ctx.host);
+        let _ = self.mark_landed(ctx.host);
+        let _ = self.unmark(ctx.host);
     }
 }
 
 impl PostJob {
+    /// The post has ended: says so in [`landed`] first, then lets the file's syncs
+    /// go on. In that order, a sync that finds the mark gone also finds `landed`
+    /// changed if the post ended while it read.
     fn clear_mark(&self, host: &dyn Host) -> Result<()> {
+        self.mark_landed(host)?;
+        self.unmark(host)
+    }
+
+    fn mark_landed(&self, host: &dyn Host) -> Result<()> {
+        if let DamEvent::CommentAdded(c) | DamEvent::CommentEdited(c) | DamEvent::CommentDeleted(c) = &self.event {
+            store::save(host, &format!("{LANDED}{}", c.document_id), &host.now())?;
+        }
+        Ok(())
+    }
+
+    fn unmark(&self, host: &dyn Host) -> Result<()> {
         if let DamEvent::CommentAdded(c) | DamEvent::CommentEdited(c) | DamEvent::CommentDeleted(c) = &self.event {
             host.storage_delete(&format!("{OUTBOUND}{}/{}", c.document_id, c.comment_id))?;
         }

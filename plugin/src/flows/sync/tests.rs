@@ -40,26 +40,31 @@ fn setup() -> Setup {
     Setup { host, world, binding, document_id: document.id }
 }
 
+/// Runs a job to its end, returning its last outcome and every job it asked for.
+fn run_job(host: &dyn Host, world: &Rc<RefCell<World>>, request: &JobRequest) -> (Outcome, Vec<JobRequest>) {
+    let ctx = context(host, world, Generation::V4);
+    let mut job = Job { id: "j".into(), key: request.key.clone(), kind: request.kind.clone(), payload: request.payload.clone(), attempt: 0 };
+    let mut spawned = Vec::new();
+    for _ in 0..20 {
+        match jobs::run(&ctx, &job) {
+            Outcome::Next { payload, enqueue, .. } => {
+                spawned.extend(enqueue);
+                job.payload = payload;
+            }
+            Outcome::Done { summary, enqueue } => {
+                spawned.extend(enqueue.clone());
+                return (Outcome::Done { summary, enqueue }, spawned);
+            }
+            other => return (other, spawned),
+        }
+    }
+    panic!("the job did not end");
+}
+
 impl Setup {
     /// Runs a job to its end, returning its last outcome and every job it asked for.
     fn run(&self, request: &JobRequest) -> (Outcome, Vec<JobRequest>) {
-        let ctx = context(&self.host, &self.world, Generation::V4);
-        let mut job = Job { id: "j".into(), key: request.key.clone(), kind: request.kind.clone(), payload: request.payload.clone(), attempt: 0 };
-        let mut spawned = Vec::new();
-        for _ in 0..20 {
-            match jobs::run(&ctx, &job) {
-                Outcome::Next { payload, enqueue, .. } => {
-                    spawned.extend(enqueue);
-                    job.payload = payload;
-                }
-                Outcome::Done { summary, enqueue } => {
-                    spawned.extend(enqueue.clone());
-                    return (Outcome::Done { summary, enqueue }, spawned);
-                }
-                other => return (other, spawned),
-            }
-        }
-        panic!("the job did not end");
+        run_job(&self.host, &self.world, request)
     }
 
     fn deliver(&self, event: serde_json::Value) -> (u16, Vec<JobRequest>) {
@@ -283,4 +288,61 @@ fn a_comment_deleted_in_the_dam_after_an_interrupted_post_is_taken_out_of_framei
     let (outcome, _) = s.run(&deleted[0]);
     assert!(matches!(&outcome, Outcome::Done { summary, .. } if summary.contains("interrupted post")), "{outcome:?}");
     assert!(s.world.borrow().comments.is_empty(), "nothing left for a sync to bring back");
+}
+
+#[test]
+fn a_dam_reply_posted_while_a_sync_reads_frameio_outlives_its_parent_deleted_there() {
+    let Setup { host, world, document_id, .. } = setup();
+    let host = Rc::new(host);
+    // A reviewer's comment, synced into the DAM.
+    let reviewer = Comment {
+        id: "rev1".into(),
+        file_id: "a1".into(),
+        text: "Which take?".into(),
+        author: User { id: "u7".into(), name: "Pat".into(), email: "pat@example.com".into() },
+        created_at: 1_700_000_100,
+        updated_at: 1_700_000_100,
+        ..Comment::default()
+    };
+    world.borrow_mut().comments.push(reviewer);
+    run_job(&*host, &world, &SyncJob::request("a1", "first"));
+    let parent = host.list_comments(&document_id).unwrap().into_iter().find(|c| c.external_key.as_deref() == Some("frameio:rev1")).unwrap();
+    // The reviewer deletes it in Frame.io, and its sync starts: it reads the DAM,
+    // then Frame.io. Right after Frame.io answered, a DAM user replies to the
+    // comment in the DAM, and the reply's post runs from start to end.
+    world.borrow_mut().comments.clear();
+    let reply_id = Rc::new(RefCell::new(String::new()));
+    let racing = {
+        let (host, world, document_id, reply_id) = (host.clone(), world.clone(), document_id.clone(), reply_id.clone());
+        move || {
+            let body = crate::host::CommentBody { text: "Take 2".into(), author: "dana".into(), ..Default::default() };
+            let reply = host.put_comment(&document_id, "local", Some("frameio:rev1"), &body).unwrap();
+            host.comments.borrow_mut().iter_mut().find(|c| c.id == reply.id).unwrap().external_key = None;
+            let event = DamEvent::CommentAdded(DamComment {
+                document_id: document_id.clone(),
+                comment_id: reply.id.clone(),
+                parent_id: Some(parent.id.clone()),
+                user: "alice".into(),
+                text: "Take 2".into(),
+                frame: None,
+            });
+            let posts = outgoing::notify(&*host, event).unwrap();
+            let (outcome, _) = run_job(&*host, &world, &posts[0]);
+            assert!(matches!(&outcome, Outcome::Done { summary, .. } if summary.contains("posted as Frame.io comment fc1")), "{outcome:?}");
+            *reply_id.borrow_mut() = reply.id;
+        }
+    };
+    world.borrow_mut().after_listing_comments = Some(Box::new(racing));
+    let (outcome, _) = run_job(&*host, &world, &SyncJob::request("a1", "deleted"));
+    assert!(matches!(&outcome, Outcome::Done { .. }), "{outcome:?}");
+    assert!(world.borrow().after_listing_comments.is_none(), "the post ran while the sync read Frame.io");
+    // The parent is gone; the reply, in Frame.io as a comment of its own, stays in
+    // the DAM as the DAM user's comment (not deleted with its parent, to come back
+    // with the next sync as Frame.io's).
+    let reply_id = reply_id.borrow().clone();
+    let dam = host.list_comments(&document_id).unwrap();
+    assert_eq!(dam.len(), 1, "{dam:?}");
+    assert_eq!(dam[0].id, reply_id, "the DAM user's own reply: {dam:?}");
+    assert_eq!((dam[0].external_key.as_deref(), dam[0].parent_id.as_deref()), (Some("frameio:fc1"), None));
+    assert_eq!(world.borrow().comments.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["fc1"]);
 }
