@@ -128,6 +128,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningHost> {
     if orphans > 0 {
         tracing::warn!(jobs = orphans, "resuming jobs that were running when the host last stopped");
     }
+    crate::dam_outbox::replay(&runtime, &queue, &db).await?;
     let wake = Arc::new(Notify::new());
     let server = &config.server;
     let state = AppState {

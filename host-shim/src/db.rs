@@ -196,6 +196,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (folder_id, name)
     ) WITHOUT ROWID;
     "#,
+    // 8: DAM changes not yet told to the connector (`dam_outbox`): written with the
+    // change, deleted with the queueing of the jobs the connector asks for, told
+    // again when the host starts.
+    r#"
+    CREATE TABLE dam_events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        event      TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The shared database handle. Cloning is cheap: clones share one connection.

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod blobs;
 pub mod config;
 pub mod console;
+pub mod dam_outbox;
 pub mod db;
 pub mod demo;
 pub mod harness;

@@ -101,6 +101,16 @@ impl JobQueue {
     /// Queues several jobs in one transaction: either all new ones are queued or none
     /// is. Returns, per job, its new id or `None` for a key that existed.
     pub fn enqueue_all(&self, jobs: &[(String, String, Vec<u8>)]) -> Result<Vec<Option<String>>, QueueError> {
+        self.enqueue_all_and(jobs, |_| Ok(()))
+    }
+
+    /// [`JobQueue::enqueue_all`], and `also` in the same transaction: the jobs are
+    /// queued if and only if `also` succeeds.
+    pub fn enqueue_all_and(
+        &self,
+        jobs: &[(String, String, Vec<u8>)],
+        also: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<Vec<Option<String>>, QueueError> {
         for (key, kind, payload) in jobs {
             check_job(key, kind, payload)?;
         }
@@ -108,6 +118,7 @@ impl JobQueue {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let ids =
                 jobs.iter().map(|(key, kind, payload)| insert_job(&tx, key, kind, payload)).collect::<rusqlite::Result<_>>()?;
+            also(&tx)?;
             tx.commit()?;
             Ok::<_, rusqlite::Error>(ids)
         })?;

@@ -1,8 +1,9 @@
 //! The admin API's review routes: a document's comments as a thread, what a DAM user
 //! does in the DAM's review panel (comment, reply, edit, delete, set the review
 //! status), and the "Send to Frame.io for review" dialog. Each change is stored in the
-//! repository first, then told to the connector (`dam-events.notify`,
-//! `review.send`), and the jobs it asks for are queued.
+//! repository first (a comment's with its event, see [`crate::dam_outbox`]), then told
+//! to the connector (`dam-events.notify`, `review.send`), and the jobs it asks for are
+//! queued.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,8 +14,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AppState, component_failure, connector_error, error_response, queue_jobs};
+use crate::dam_outbox::{self, Change, Said, Untold};
 use crate::imports::repository::{Comment, RepositoryError};
-use crate::runtime::dam_events::{DamComment, Event, StatusChange};
+use crate::runtime::dam_events::{Event, StatusChange};
 use crate::runtime::review::{Destination, ReviewRequest};
 use crate::runtime::wit::frameio_dam::connector::repository::RenditionKind;
 
@@ -124,12 +126,14 @@ struct NewComment {
 
 async fn add(State(s): State<AppState>, Path(document_id): Path<String>, Json(req): Json<NewComment>) -> Response {
     let repo = &s.runtime.services().repository;
-    let comment = match repo.add_user_comment(&document_id, req.parent_id.as_deref(), &req.user, &req.text, req.frame) {
-        Ok(comment) => comment,
+    let added = repo.add_user_comment(&document_id, req.parent_id.as_deref(), &req.user, &req.text, req.frame, |c, comment| {
+        dam_outbox::record(c, vec![Change::Added(Said::of(comment, &req.user))])
+    });
+    let (comment, pending) = match added {
+        Ok(added) => added,
         Err(e) => return repository_failure(e),
     };
-    let event = Event::CommentAdded(dam_comment(&comment, &req.user));
-    tell_connector(&s, &event, StatusCode::CREATED, json!(comment)).await
+    tell_connector(&s, pending, StatusCode::CREATED, json!(comment)).await
 }
 
 /// A DAM user's edit.
@@ -141,12 +145,15 @@ struct Edit {
 }
 
 async fn edit(State(s): State<AppState>, Path(id): Path<String>, Json(req): Json<Edit>) -> Response {
-    let comment = match s.runtime.services().repository.edit_user_comment(&id, &req.text, req.frame) {
-        Ok(comment) => comment,
+    let repo = &s.runtime.services().repository;
+    let edited = repo.edit_user_comment(&id, &req.text, req.frame, |c, comment| {
+        dam_outbox::record(c, vec![Change::Edited(Said::of(comment, &req.user))])
+    });
+    let (comment, pending) = match edited {
+        Ok(edited) => edited,
         Err(e) => return repository_failure(e),
     };
-    let event = Event::CommentEdited(dam_comment(&comment, &req.user));
-    tell_connector(&s, &event, StatusCode::OK, json!(comment)).await
+    tell_connector(&s, pending, StatusCode::OK, json!(comment)).await
 }
 
 /// Who deletes.
@@ -158,20 +165,15 @@ struct Who {
 /// Deletes a comment and its replies, and tells the connector of each, replies first:
 /// each may have reached Frame.io on its own (V4 has no replies).
 async fn remove(State(s): State<AppState>, Path(id): Path<String>, Json(req): Json<Who>) -> Response {
-    let thread = match s.runtime.services().repository.remove_user_comment(&id) {
-        Ok(thread) => thread,
+    let removed = s.runtime.services().repository.remove_user_comment(&id, |c, thread| {
+        dam_outbox::record(c, thread.iter().map(|comment| Change::Deleted(Said::of(comment, &req.user))).collect())
+    });
+    let (thread, pending) = match removed {
+        Ok(removed) => removed,
         Err(e) => return repository_failure(e),
     };
-    let mut jobs = Vec::new();
-    for comment in &thread {
-        match s.runtime.dam_event(&Event::CommentDeleted(dam_comment(comment, &req.user))).await {
-            Ok(Ok(more)) => jobs.extend(more),
-            Ok(Err(e)) => return connector_error(&e),
-            Err(e) => return component_failure("dam-events.notify", &e),
-        }
-    }
     let deleted: Vec<&str> = thread.iter().map(|c| c.id.as_str()).collect();
-    queue_jobs(&s, jobs, StatusCode::OK, json!({ "deleted": deleted }))
+    tell_connector(&s, pending, StatusCode::OK, json!({ "deleted": deleted })).await
 }
 
 /// A review status change.
@@ -196,24 +198,18 @@ async fn set_status(State(s): State<AppState>, Path(document_id): Path<String>, 
     queue_jobs(&s, jobs, StatusCode::OK, json!({ "status": req.status }))
 }
 
-fn dam_comment(comment: &Comment, user: &str) -> DamComment {
-    DamComment {
-        document_id: comment.document_id.clone(),
-        comment_id: comment.id.clone(),
-        parent_id: comment.parent_id.clone(),
-        user: user.to_string(),
-        text: comment.body.text.clone(),
-        frame: comment.body.frame,
+/// Tells the connector of a DAM change already stored with its events, queues what
+/// it asks for, and answers `body`. A connector that refuses the change leaves it in
+/// the DAM only; a host stopped before the jobs are queued tells it again at start
+/// (see [`dam_outbox`]).
+async fn tell_connector(s: &AppState, pending: dam_outbox::Pending, status: StatusCode, body: Value) -> Response {
+    match dam_outbox::tell(&s.runtime, &s.queue, pending).await {
+        Ok(_) => {
+            s.wake.notify_one();
+            (status, Json(body)).into_response()
+        }
+        Err(Untold::Refused(e)) => connector_error(&e),
+        Err(Untold::Failed(e)) => component_failure("dam-events.notify", &e),
+        Err(Untold::Queue(e)) => error_response(StatusCode::SERVICE_UNAVAILABLE, format!("queueing the jobs failed: {e}")),
     }
 }
-
-/// Tells the connector, queues what it asks for, and answers `body`. The DAM change
-/// is already stored: a connector that refuses the event leaves it in the DAM only.
-async fn tell_connector(s: &AppState, event: &Event, status: StatusCode, body: Value) -> Response {
-    match s.runtime.dam_event(event).await {
-        Ok(Ok(jobs)) => queue_jobs(s, jobs, status, body),
-        Ok(Err(e)) => connector_error(&e),
-        Err(e) => component_failure("dam-events.notify", &e),
-    }
-}
-

@@ -226,50 +226,85 @@ impl Repository {
         })
     }
 
-    /// A DAM user writes a comment (or a reply to `parent_id`).
-    pub fn add_user_comment(&self, document_id: &str, parent_id: Option<&str>, user: &str, text: &str, frame: Option<u64>) -> Result<Comment> {
+    /// A DAM user writes a comment (or a reply to `parent_id`). `record` runs in the
+    /// same transaction, with the new comment (the host writes there the event the
+    /// connector is to be told of, so that the comment and its event are stored
+    /// together or not at all).
+    pub fn add_user_comment<T>(
+        &self,
+        document_id: &str,
+        parent_id: Option<&str>,
+        user: &str,
+        text: &str,
+        frame: Option<u64>,
+        record: impl FnOnce(&Connection, &Comment) -> rusqlite::Result<T>,
+    ) -> Result<(Comment, T)> {
         let now = unix_secs().max(0) as u64;
         let body = CommentBody { author: user.to_string(), text: text.to_string(), created_at: now, updated_at: now, frame, ..CommentBody::default() };
         check_user_text(text)?;
         check_body(&body)?;
         self.db.with(|c| {
-            self.get_document_in(c, document_id)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            self.get_document_in(&tx, document_id)?;
             if let Some(parent) = parent_id
-                && get(c, parent)?.document_id != document_id
+                && get(&tx, parent)?.document_id != document_id
             {
                 return Err(RepositoryError::Invalid("the parent comment is on another document".into()));
             }
-            let id = insert(c, document_id, None, parent_id, &body)?;
-            get(c, &id)
+            let id = insert(&tx, document_id, None, parent_id, &body)?;
+            let comment = get(&tx, &id)?;
+            let recorded = record(&tx, &comment)?;
+            tx.commit()?;
+            Ok((comment, recorded))
         })
     }
 
-    /// A DAM user edits their comment's text (and frame).
-    pub fn edit_user_comment(&self, comment_id: &str, text: &str, frame: Option<u64>) -> Result<Comment> {
+    /// A DAM user edits their comment's text (and frame); `record` runs in the same
+    /// transaction, with the edited comment.
+    pub fn edit_user_comment<T>(
+        &self,
+        comment_id: &str,
+        text: &str,
+        frame: Option<u64>,
+        record: impl FnOnce(&Connection, &Comment) -> rusqlite::Result<T>,
+    ) -> Result<(Comment, T)> {
         check_user_text(text)?;
         self.db.with(|c| {
-            let mut comment = get(c, comment_id)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut comment = get(&tx, comment_id)?;
             comment.body.text = text.to_string();
             comment.body.frame = frame;
             comment.body.updated_at = unix_secs().max(0) as u64;
             check_body(&comment.body)?;
-            write_body(c, comment_id, comment.parent_id.as_deref(), &comment.body)?;
-            get(c, comment_id)
+            write_body(&tx, comment_id, comment.parent_id.as_deref(), &comment.body)?;
+            let comment = get(&tx, comment_id)?;
+            let recorded = record(&tx, &comment)?;
+            tx.commit()?;
+            Ok((comment, recorded))
         })
     }
 
     /// A DAM user deletes a comment and its replies; returns what was deleted,
-    /// replies first.
-    pub fn remove_user_comment(&self, comment_id: &str) -> Result<Vec<Comment>> {
+    /// replies first. `record` runs in the same transaction, with those.
+    pub fn remove_user_comment<T>(
+        &self,
+        comment_id: &str,
+        record: impl FnOnce(&Connection, &[Comment]) -> rusqlite::Result<T>,
+    ) -> Result<(Vec<Comment>, T)> {
         self.db.with(|c| {
-            get(c, comment_id)?;
-            let mut stmt = c.prepare_cached(&format!(
-                "WITH RECURSIVE thread(id, depth) AS (SELECT ?1, 0 UNION ALL SELECT comments.id, depth + 1 FROM comments JOIN thread ON comments.parent_id = thread.id)
-                 SELECT {COLUMNS} FROM comments JOIN thread USING (id) ORDER BY depth DESC"
-            ))?;
-            let thread = stmt.query_map([comment_id], comment_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            delete_thread(c, comment_id)?;
-            Ok(thread)
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            get(&tx, comment_id)?;
+            let thread = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "WITH RECURSIVE thread(id, depth) AS (SELECT ?1, 0 UNION ALL SELECT comments.id, depth + 1 FROM comments JOIN thread ON comments.parent_id = thread.id)
+                     SELECT {COLUMNS} FROM comments JOIN thread USING (id) ORDER BY depth DESC"
+                ))?;
+                stmt.query_map([comment_id], comment_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            delete_thread(&tx, comment_id)?;
+            let recorded = record(&tx, &thread)?;
+            tx.commit()?;
+            Ok((thread, recorded))
         })
     }
 
@@ -290,6 +325,11 @@ fn check_user_text(text: &str) -> Result<()> {
 mod tests {
     use super::super::tests::fixture;
     use super::*;
+
+    /// Records nothing beside a DAM user's change.
+    fn untold<C: ?Sized>(_: &Connection, _: &C) -> rusqlite::Result<()> {
+        Ok(())
+    }
 
     fn body(text: &str) -> CommentBody {
         CommentBody { author: "Noor".into(), text: text.into(), created_at: 10, updated_at: 10, frame: Some(24), ..CommentBody::default() }
@@ -314,10 +354,10 @@ mod tests {
     fn deleting_a_comment_takes_its_replies_and_a_users_comment_can_take_a_key_once() {
         let f = fixture();
         let doc = f.document();
-        let mine = f.repo.add_user_comment(&doc.id, None, "dana", "Looks good", Some(12)).unwrap();
+        let mine = f.repo.add_user_comment(&doc.id, None, "dana", "Looks good", Some(12), untold).unwrap().0;
         f.repo.set_comment_key(&mine.id, "frameio:7").unwrap();
         f.repo.set_comment_key(&mine.id, "frameio:7").unwrap();
-        let other = f.repo.add_user_comment(&doc.id, None, "dana", "Second", None).unwrap();
+        let other = f.repo.add_user_comment(&doc.id, None, "dana", "Second", None, untold).unwrap().0;
         assert!(matches!(f.repo.set_comment_key(&other.id, "frameio:7"), Err(RepositoryError::Invalid(_))));
         f.repo.put_comment(&doc.id, "frameio:8", Some("frameio:7"), &body("reply")).unwrap();
         assert!(f.repo.delete_comment(&doc.id, "frameio:7").unwrap());
@@ -327,13 +367,33 @@ mod tests {
     }
 
     #[test]
+    fn a_users_change_and_what_is_recorded_with_it_are_stored_together_or_not_at_all() {
+        let f = fixture();
+        let doc = f.document();
+        let refused = |_: &Connection, _: &Comment| Err::<(), _>(rusqlite::Error::InvalidQuery);
+        assert!(f.repo.add_user_comment(&doc.id, None, "dana", "Lost", None, refused).is_err());
+        assert!(f.repo.list_comments(&doc.id).unwrap().is_empty(), "no comment without its record");
+        let (mine, seen) = f.repo.add_user_comment(&doc.id, None, "dana", "Kept", None, |_, c| Ok(c.id.clone())).unwrap();
+        assert_eq!(seen, mine.id);
+        assert!(f.repo.edit_user_comment(&mine.id, "Changed", None, refused).is_err());
+        assert!(f.repo.remove_user_comment(&mine.id, |_, _| Err::<(), _>(rusqlite::Error::InvalidQuery)).is_err());
+        let left = f.repo.list_comments(&doc.id).unwrap();
+        assert_eq!((left.len(), left[0].body.text.as_str()), (1, "Kept"));
+        let reply = f.repo.add_user_comment(&doc.id, Some(&mine.id), "dana", "Reply", None, untold).unwrap().0;
+        let (gone, ids) = f.repo.remove_user_comment(&mine.id, |_, thread| Ok(thread.iter().map(|c| c.id.clone()).collect::<Vec<_>>())).unwrap();
+        assert_eq!(ids, [reply.id.clone(), mine.id.clone()], "replies first");
+        assert_eq!(gone.len(), 2);
+        assert!(f.repo.list_comments(&doc.id).unwrap().is_empty());
+    }
+
+    #[test]
     fn properties_without_a_version_and_bad_input_is_refused() {
         let f = fixture();
         let doc = f.document();
         f.repo.set_document_properties(&doc.id, &[("frameio.status".into(), "approved".into())]).unwrap();
         assert!(f.repo.document_properties(&doc.id).unwrap().contains(&("frameio.status".into(), "approved".into())));
         assert!(f.repo.set_document_properties(&doc.id, &[("Bad Name".into(), "x".into())]).is_err());
-        assert!(f.repo.add_user_comment(&doc.id, None, "dana", "  ", None).is_err());
+        assert!(f.repo.add_user_comment(&doc.id, None, "dana", "  ", None, untold).is_err());
         let huge = "x".repeat(MAX_COMMENT_BYTES + 1);
         assert!(f.repo.put_comment(&doc.id, "k", None, &body(&huge)).is_err());
         assert!(matches!(f.repo.list_comments("doc-unknown"), Err(RepositoryError::NotFound(_))));
