@@ -365,7 +365,7 @@ mod tests {
         assert_eq!(sync, 2, "synchronous=FULL");
         assert_eq!(fk, 1);
         assert_eq!(version, MIGRATIONS.len());
-        db.with(|c| c.execute("INSERT INTO folders VALUES ('f', '/a', 'A', 0)", [])).unwrap();
+        db.with(|c| c.execute("INSERT INTO folders (id, path, title, created_at) VALUES ('f', '/a', 'A', 0)", [])).unwrap();
         drop(db);
 
         let again = Database::open(&path).unwrap();
