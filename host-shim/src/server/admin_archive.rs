@@ -10,9 +10,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, component_failure, connector_error, error_response, queue_jobs, reply};
+use super::{AppState, component_failure, connector_error, enqueue_jobs, error_response, queue_failure, reply};
 use crate::imports::repository::RepositoryError;
-use crate::runtime::archive::ArchiveRequest;
+use crate::queue::QueueError;
+use crate::runtime::ConnectorError;
+use crate::runtime::archive::{ArchiveRequest, ArchiveTicket};
 
 /// The routes, under `/admin/api`.
 pub fn routes() -> Router<AppState> {
@@ -30,17 +32,38 @@ struct StartArchive {
     folder_id: String,
 }
 
-/// Queues the archive's job (a second start of an open archive joins it: same key,
-/// nothing queued twice) and answers with the archive as it stands.
+/// Why an archive did not start.
+pub enum StartFailure {
+    /// The connector refused the request (not connected, no such project or folder...).
+    Refused(ConnectorError),
+    /// The call into the component failed (a trap, a deadline): a bug.
+    Component(anyhow::Error),
+    /// The connector accepted it but the queue could not take its job.
+    Queue(QueueError),
+}
+
+/// Asks the connector to start an archive and queues the job it answers (a second
+/// start of an open archive joins it: same key, nothing queued twice). The JSON
+/// route and the console's form both start archives through here.
+pub async fn start_archive(s: &AppState, request: &ArchiveRequest) -> Result<ArchiveTicket, StartFailure> {
+    let ticket = match s.runtime.archive_start(request).await {
+        Ok(Ok(ticket)) => ticket,
+        Ok(Err(e)) => return Err(StartFailure::Refused(e)),
+        Err(e) => return Err(StartFailure::Component(e)),
+    };
+    enqueue_jobs(s, vec![ticket.job.clone()]).map_err(StartFailure::Queue)?;
+    Ok(ticket)
+}
+
+/// Starts the archive and answers with it as it stands.
 async fn start(State(s): State<AppState>, Json(req): Json<StartArchive>) -> Response {
     let request = ArchiveRequest { user: req.user, account_id: req.account_id, project_id: req.project_id, folder_id: req.folder_id };
-    let ticket = match s.runtime.archive_start(&request).await {
-        Ok(Ok(ticket)) => ticket,
-        Ok(Err(e)) => return connector_error(&e),
-        Err(e) => return component_failure("archive.start", &e),
-    };
-    let body = json!({ "key": ticket.job.key, "archive": ticket.progress });
-    queue_jobs(&s, vec![ticket.job], StatusCode::ACCEPTED, body)
+    match start_archive(&s, &request).await {
+        Ok(ticket) => (StatusCode::ACCEPTED, Json(json!({ "key": ticket.job.key, "archive": ticket.progress }))).into_response(),
+        Err(StartFailure::Refused(e)) => connector_error(&e),
+        Err(StartFailure::Component(e)) => component_failure("archive.start", &e),
+        Err(StartFailure::Queue(e)) => queue_failure(&e),
+    }
 }
 
 async fn list(State(s): State<AppState>) -> Response {

@@ -78,15 +78,31 @@ pub fn reply<T: serde::Serialize>(what: &str, result: anyhow::Result<Result<T, C
     }
 }
 
+/// Queues the jobs a component call asked for and wakes the worker. The JSON API's
+/// routes and the console's forms both queue through here, so a job started from
+/// either surface is queued the same way (a key already queued is not queued twice).
+pub fn enqueue_jobs(s: &AppState, jobs: Vec<crate::runtime::JobRequest>) -> Result<(), crate::queue::QueueError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<(String, String, Vec<u8>)> = jobs.into_iter().map(|j| (j.key, j.kind, j.payload)).collect();
+    s.queue.enqueue_all(&jobs)?;
+    s.wake.notify_one();
+    Ok(())
+}
+
+/// The answer to jobs the queue could not take.
+pub fn queue_failure(e: &crate::queue::QueueError) -> Response {
+    error_response(StatusCode::SERVICE_UNAVAILABLE, format!("queueing the jobs failed: {e}"))
+}
+
 /// Queues the jobs a component call asked for, wakes the worker, and answers
 /// `body` with `status`; a queue that cannot take them is a 503.
 pub fn queue_jobs(s: &AppState, jobs: Vec<crate::runtime::JobRequest>, status: StatusCode, body: serde_json::Value) -> Response {
-    let jobs: Vec<(String, String, Vec<u8>)> = jobs.into_iter().map(|j| (j.key, j.kind, j.payload)).collect();
-    if let Err(e) = s.queue.enqueue_all(&jobs) {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, format!("queueing the jobs failed: {e}"));
+    match enqueue_jobs(s, jobs) {
+        Ok(()) => (status, Json(body)).into_response(),
+        Err(e) => queue_failure(&e),
     }
-    s.wake.notify_one();
-    (status, Json(body)).into_response()
 }
 
 /// Seconds since the Unix epoch.
