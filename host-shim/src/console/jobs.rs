@@ -112,13 +112,15 @@ async fn progress(State(state): State<ConsoleState>, viewer: Viewer) -> Response
     let _ = viewer;
     match lists(&state) {
         Ok((jobs, transfers)) => {
-            let jobs: Vec<_> = jobs.into_iter().map(JobView::of).map(|j| json!({ "id": j.id, "state": j.state, "text": j.text, "attempt": j.attempt })).collect();
-            let transfers: Vec<_> = transfers
+            // Rows as `console.js` moves them, on this page and on Archives alike.
+            let transfers = transfers.into_iter().map(TransferView::of).map(|t| {
+                json!({ "row": format!("transfer:{}", t.key), "state": t.state, "done": t.done, "total": t.total, "texts": { "amount": t.amount } })
+            });
+            let jobs = jobs
                 .into_iter()
-                .map(TransferView::of)
-                .map(|t| json!({ "key": t.key, "state": t.state, "done": t.done, "total": t.total, "amount": t.amount, "error": t.error }))
-                .collect();
-            Json(json!({ "jobs": jobs, "transfers": transfers })).into_response()
+                .map(JobView::of)
+                .map(|j| json!({ "row": format!("job:{}", j.id), "state": j.state, "texts": { "text": j.text, "attempt": j.attempt } }));
+            Json(json!({ "rows": transfers.chain(jobs).collect::<Vec<_>>() })).into_response()
         }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e }))).into_response(),
     }

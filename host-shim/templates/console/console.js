@@ -1,6 +1,6 @@
 // The console's only script, and every page works without it. It does two things:
 // re-describes a dialog when a choice that others depend on changes, and keeps the
-// progress bars and states of "Jobs and transfers" moving.
+// progress bars and states of "Jobs and transfers" and "Archives" moving.
 "use strict";
 
 document.documentElement.classList.add("js");
@@ -14,11 +14,31 @@ document.addEventListener("change", (event) => {
   if (refresh) field.form.requestSubmit(refresh);
 });
 
-// Live progress: poll the lists, update the rows shown, and reload the page when a
-// row appears that is not on it yet or a job ends (its buttons change).
+// Live rows: a table marked data-live names a JSON answer whose `rows` each name a
+// <tr data-row> of the page (a transfer, a job, an archive). Poll it, move each row's
+// bar, state badge and [data-role] texts, and reload the page when a row appears that
+// is not on it yet or one enters or leaves "failed" (its buttons change).
 const live = document.querySelector("[data-live]");
 if (live) {
   const url = live.getAttribute("data-live");
+  // Moves one row; whether the page must be drawn again for it.
+  const move = (row, item) => {
+    const bar = row.querySelector("progress");
+    if (bar && item.total !== undefined) {
+      bar.max = item.total;
+      bar.value = item.done;
+    }
+    for (const [role, text] of Object.entries(item.texts || {})) {
+      const place = row.querySelector(`[data-role="${role}"]`);
+      if (place) place.textContent = text;
+    }
+    const state = row.querySelector('[data-role="state"]');
+    const was = state.getAttribute("data-state");
+    state.setAttribute("data-state", item.state);
+    state.textContent = item.label || item.state;
+    state.className = `badge state-${item.state}`;
+    return was !== item.state && (item.state === "failed" || was === "failed");
+  };
   const tick = async () => {
     let data;
     try {
@@ -29,26 +49,9 @@ if (live) {
       return;
     }
     let stale = false;
-    for (const t of data.transfers) {
-      const row = document.querySelector(`tr[data-transfer="${CSS.escape(t.key)}"]`);
-      if (!row) { stale = true; continue; }
-      const bar = row.querySelector("progress");
-      bar.max = t.total;
-      bar.value = t.done;
-      row.querySelector(".amount").textContent = t.amount;
-      const state = row.querySelector('[data-role="state"]');
-      state.textContent = t.state;
-      state.className = `badge state-${t.state}`;
-    }
-    for (const j of data.jobs) {
-      const row = document.querySelector(`tr[data-job="${CSS.escape(j.id)}"]`);
-      if (!row) { stale = true; continue; }
-      const state = row.querySelector('[data-role="state"]');
-      if (state.textContent !== j.state && (j.state === "failed" || state.textContent === "failed")) stale = true;
-      state.textContent = j.state;
-      state.className = `badge state-${j.state}`;
-      row.querySelector('[data-role="text"]').textContent = j.text;
-      row.querySelector('[data-role="attempt"]').textContent = j.attempt;
+    for (const item of data.rows) {
+      const row = document.querySelector(`tr[data-row="${CSS.escape(item.row)}"]`);
+      if (!row || move(row, item)) stale = true;
     }
     if (stale) location.reload();
   };
