@@ -10,6 +10,7 @@ use super::session::Viewer;
 pub enum Section {
     Folders,
     Jobs,
+    Archives,
     Connect,
     Cloud,
 }
@@ -43,6 +44,7 @@ impl Chrome {
         let this = match self.section {
             Section::Folders => "folders",
             Section::Jobs => "jobs",
+            Section::Archives => "archives",
             Section::Connect => "connect",
             Section::Cloud => "cloud",
         };

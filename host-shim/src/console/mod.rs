@@ -2,7 +2,7 @@
 //! the people the connector is for. Administrators register Frame.io under Cloud
 //! services; users connect their Frame.io account, bind folders, look at what
 //! arrived (the Frame.io tab of folders and documents), send documents for review,
-//! and watch jobs and transfers.
+//! watch jobs and transfers, and archive whole Frame.io projects into folders.
 //!
 //! Pages are rendered on the server from templates compiled into the binary
 //! (`host-shim/templates/console/`); a little plain JavaScript (`console.js`) moves
@@ -14,6 +14,7 @@
 //! it signs people in with a session cookie instead of the bearer token, and calls
 //! the same runtime, repository and queue functions the JSON API calls.
 
+mod archives;
 mod chrome;
 mod cloud;
 mod connect;
@@ -75,6 +76,7 @@ pub fn router(state: ConsoleState, body_limits: BodyLimits) -> Router {
         .merge(folders::routes())
         .merge(documents::routes())
         .merge(jobs::routes())
+        .merge(archives::routes())
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(body_limits, body::buffer))
         .layer(axum::middleware::from_fn_with_state(state, guard))
@@ -152,16 +154,10 @@ fn html(status: StatusCode, rendered: askama::Result<String>) -> Response {
     }
 }
 
-/// Queues the jobs a connector call asked for and wakes the worker, as every other
-/// caller of the connector does.
+/// Queues the jobs a connector call asked for and wakes the worker, through the same
+/// path as the JSON API's routes.
 fn enqueue(state: &ConsoleState, jobs: Vec<crate::runtime::JobRequest>) -> Result<(), crate::queue::QueueError> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let jobs: Vec<(String, String, Vec<u8>)> = jobs.into_iter().map(|j| (j.key, j.kind, j.payload)).collect();
-    state.app.queue.enqueue_all(&jobs)?;
-    state.app.wake.notify_one();
-    Ok(())
+    crate::server::enqueue_jobs(&state.app, jobs)
 }
 
 /// A Unix time for people: `2026-12-05 18:40 UTC`.
