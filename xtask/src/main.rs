@@ -6,7 +6,7 @@
 //! - `demo`: build, then run the whole flow against the simulator, printing each step.
 //! - `test`: build, then run every test in the workspace (installing Debian's
 //!   Chromium and ChromeDriver first when missing, for the console's browser tests).
-//! - `screenshots`: run the console's browser test on Frame.io V4, saving a picture
+//! - `screenshots`: run the console's browser tests on Frame.io V4, saving a picture
 //!   of each screen into `docs/console/` (the README shows them).
 //! - `bench`: build, then run `host-shim bench` in a release build (extra
 //!   arguments are passed on, for example `--sizes 1024`, or `--only-archive
@@ -56,13 +56,16 @@ fn main() -> anyhow::Result<()> {
             build_component()?;
             ensure_browser()?;
             let dir = root.join(SCREENSHOTS);
-            let status = Command::new(env!("CARGO"))
-                .args(["test", "-p", "connector-e2e", "--test", "console", "--", "--exact", "whole_flow::v4"])
-                .env("CONSOLE_SCREENSHOTS", &dir)
-                .status()
-                .context("running cargo")?;
-            if !status.success() {
-                bail!("the console's browser test failed; the screenshots in {} may be incomplete", dir.display());
+            // Each browser suite pictures its own screens.
+            for (suite, test) in [("console", "whole_flow::v4"), ("console_archive", "archive_from_the_console::v4")] {
+                let status = Command::new(env!("CARGO"))
+                    .args(["test", "-p", "connector-e2e", "--test", suite, "--", "--exact", test])
+                    .env("CONSOLE_SCREENSHOTS", &dir)
+                    .status()
+                    .context("running cargo")?;
+                if !status.success() {
+                    bail!("the console's browser test {suite} failed; the screenshots in {} may be incomplete", dir.display());
+                }
             }
             eprintln!("screenshots: {}", dir.display());
             Ok(())
