@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{AppState, component_failure, connector_error, enqueue_jobs, error_response, queue_failure, reply};
 use crate::imports::repository::RepositoryError;
 use crate::queue::QueueError;
 use crate::runtime::ConnectorError;
-use crate::runtime::archive::{ArchiveRequest, ArchiveTicket};
+use crate::runtime::archive::{ArchiveProgress, ArchiveRequest, ArchiveTicket};
 
 /// The routes, under `/admin/api`.
 pub fn routes() -> Router<AppState> {
@@ -59,7 +59,7 @@ pub async fn start_archive(s: &AppState, request: &ArchiveRequest) -> Result<Arc
 async fn start(State(s): State<AppState>, Json(req): Json<StartArchive>) -> Response {
     let request = ArchiveRequest { user: req.user, account_id: req.account_id, project_id: req.project_id, folder_id: req.folder_id };
     match start_archive(&s, &request).await {
-        Ok(ticket) => (StatusCode::ACCEPTED, Json(json!({ "key": ticket.job.key, "archive": ticket.progress }))).into_response(),
+        Ok(ticket) => (StatusCode::ACCEPTED, Json(json!({ "key": ticket.job.key, "archive": archive_json(&ticket.progress) }))).into_response(),
         Err(StartFailure::Refused(e)) => connector_error(&e),
         Err(StartFailure::Component(e)) => component_failure("archive.start", &e),
         Err(StartFailure::Queue(e)) => queue_failure(&e),
@@ -68,9 +68,18 @@ async fn start(State(s): State<AppState>, Json(req): Json<StartArchive>) -> Resp
 
 async fn list(State(s): State<AppState>) -> Response {
     match s.runtime.archives().await {
-        Ok(Ok(archives)) => Json(json!({ "archives": archives })).into_response(),
+        Ok(Ok(archives)) => Json(json!({ "archives": archives.iter().map(archive_json).collect::<Vec<_>>() })).into_response(),
         other => reply("archive.archives", other),
     }
+}
+
+/// An archive as the admin API shows it: its state in lowercase, like a job's.
+fn archive_json(progress: &ArchiveProgress) -> Value {
+    let mut value = serde_json::to_value(progress).unwrap_or_default();
+    if let Some(state) = value["state"].as_str() {
+        value["state"] = state.to_lowercase().into();
+    }
+    value
 }
 
 async fn folder_properties(State(s): State<AppState>, Path(id): Path<String>) -> Response {
