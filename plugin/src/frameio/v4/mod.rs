@@ -23,8 +23,11 @@ use super::transport::{Transport, decode, with_query};
 use super::{Actions, Directory, Media, People, collect_all, segment};
 use wire::{Data, List, WireAccount, WireAction, WireAsset, WireCreatedAction, WireFile, WireProfile, WireProject, WireUserRole, WireVersionStack, WireWorkspace};
 
-/// Entries asked for per page.
+/// Entries asked for per page: 100 is taken by every V4 list.
 const PAGE_SIZE: &str = "100";
+/// Entries asked for per page of a folder's or stack's children: asset lists take
+/// up to 500, and an archive's walk is paced by how many listings it needs.
+const ASSET_PAGE_SIZE: &str = "500";
 /// Longest cursor passed on; Frame.io's are far shorter.
 const MAX_CURSOR_BYTES: usize = 1024;
 
@@ -41,8 +44,13 @@ impl<'h> V4<'h> {
 
     /// One page of `path`, each entry converted by `convert`.
     pub(super) fn page<W: DeserializeOwned, T>(&self, path: &str, extra: &[(&str, &str)], cursor: Option<&str>, convert: impl Fn(W) -> T) -> Result<Page<T>> {
+        self.page_of(PAGE_SIZE, path, extra, cursor, convert)
+    }
+
+    /// One page of `size` entries of `path`.
+    fn page_of<W: DeserializeOwned, T>(&self, size: &str, path: &str, extra: &[(&str, &str)], cursor: Option<&str>, convert: impl Fn(W) -> T) -> Result<Page<T>> {
         let mut query = extra.to_vec();
-        query.push(("page_size", PAGE_SIZE));
+        query.push(("page_size", size));
         if let Some(after) = cursor {
             if after.is_empty() || after.len() > MAX_CURSOR_BYTES {
                 return Err(Error::InvalidInput("malformed page cursor".into()));
@@ -106,7 +114,7 @@ impl Directory for V4<'_> {
         let types: Vec<&str> = kinds.iter().map(ItemKind::wire_name).collect();
         let types = types.join(",");
         let filter: Vec<(&str, &str)> = if kinds.is_empty() { Vec::new() } else { vec![("type", types.as_str())] };
-        let mut page = self.page(&path, &filter, cursor, Item::from as fn(WireAsset) -> Item)?;
+        let mut page = self.page_of(ASSET_PAGE_SIZE, &path, &filter, cursor, Item::from as fn(WireAsset) -> Item)?;
         page.items.retain(|item| kinds.is_empty() || kinds.contains(&item.kind));
         Ok(page)
     }
@@ -117,9 +125,9 @@ impl Directory for V4<'_> {
         let container = if *parent_kind == ItemKind::VersionStack { "version_stacks" } else { "folders" };
         let path = Self::in_account(account_id, &format!("/{container}/{}/children", segment(parent_id)?))?;
         let with_links = [("include", "media_links.original")];
-        let (page, allowed) = match self.page::<WireFile, WireFile>(&path, &with_links, cursor, |f| f) {
+        let (page, allowed) = match self.page_of::<WireFile, WireFile>(ASSET_PAGE_SIZE, &path, &with_links, cursor, |f| f) {
             Ok(page) => (page, true),
-            Err(Error::Frameio(e)) if e.status == 403 => (self.page(&path, &[], cursor, |f: WireFile| f)?, false),
+            Err(Error::Frameio(e)) if e.status == 403 => (self.page_of(ASSET_PAGE_SIZE, &path, &[], cursor, |f: WireFile| f)?, false),
             Err(e) => return Err(e),
         };
         let stack_id = (*parent_kind == ItemKind::VersionStack).then(|| parent_id.to_string());

@@ -108,7 +108,7 @@ fn children_follow_the_after_cursor_of_links_next() {
     let kinds = [ItemKind::Folder, ItemKind::VersionStack];
     let first = api(&host).children("acc1", "root", &kinds, None).unwrap();
     assert_eq!((first.items[0].kind.clone(), first.next.as_deref()), (ItemKind::Folder, Some("c/2")));
-    assert!(host.requests.borrow()[0].url.contains("type=folder%2Cversion_stack&page_size=100"));
+    assert!(host.requests.borrow()[0].url.contains("type=folder%2Cversion_stack&page_size=500"));
     let second = api(&host).children("acc1", "root", &kinds, first.next.as_deref()).unwrap();
     assert_eq!((second.items[0].id.as_str(), second.next), ("vs1", None));
     assert!(host.requests.borrow()[1].url.ends_with("after=c%2F2"));
