@@ -1,8 +1,9 @@
 //! Connect: each user's own Frame.io connection. Starting one sends the browser to
 //! Frame.io's sign-in (or Adobe IMS, for V4), which comes back to the host's OAuth
 //! redirect and from there to this page; the page says who is connected and until
-//! when the current token runs, and checks the connection on request, which is where
-//! a refused renewal shows and a reconnect is offered.
+//! when the current token runs, and checks the connection on request. A connection
+//! Frame.io no longer honours (it refused the refresh token, on a check or on any
+//! call that needed Frame.io) is shown as one to make again, with Reconnect.
 
 use askama::Template;
 use axum::Router;
@@ -35,23 +36,29 @@ struct ConnectionView {
 struct ConnectPage {
     chrome: Chrome,
     connection: Option<ConnectionView>,
+    /// Why Frame.io no longer accepts the connection, which must be made again.
+    reconnect: Option<String>,
     problem: Option<String>,
 }
 
 async fn show(State(state): State<ConsoleState>, viewer: Viewer) -> Response {
-    let (connection, problem, status) = match state.app.runtime.oauth_status(&viewer.user).await {
-        Ok(Ok(Some(c))) => (Some(ConnectionView { frameio_user: c.frameio_user, expires: time_text(c.expires_at) }), None, StatusCode::OK),
-        Ok(Ok(None)) => (None, None, StatusCode::OK),
+    let (connection, reconnect, problem, status) = match state.app.runtime.oauth_status(&viewer.user).await {
+        Ok(Ok(Some(c))) => {
+            let view = ConnectionView { frameio_user: c.frameio_user, expires: time_text(c.expires_at) };
+            (Some(view), None, None, StatusCode::OK)
+        }
+        Ok(Ok(None)) => (None, None, None, StatusCode::OK),
+        Ok(Err(ConnectorError::ReconnectRequired(why))) => (None, Some(why), None, StatusCode::OK),
         Ok(Err(e)) => {
             let (status, why) = explain(&e);
-            (None, Some(why), status)
+            (None, None, Some(why), status)
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "oauth.status failed");
-            (None, Some("The connector failed; the host's log says why.".into()), StatusCode::INTERNAL_SERVER_ERROR)
+            (None, None, Some("The connector failed; the host's log says why.".into()), StatusCode::INTERNAL_SERVER_ERROR)
         }
     };
-    let page = ConnectPage { chrome: Chrome::new(&state, &viewer, Section::Connect, "Connect"), connection, problem };
+    let page = ConnectPage { chrome: Chrome::new(&state, &viewer, Section::Connect, "Connect"), connection, reconnect, problem };
     html(status, page.render())
 }
 

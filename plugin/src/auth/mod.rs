@@ -173,10 +173,18 @@ pub fn complete(host: &dyn Host, state: &str, code: &str) -> Result<ConnectionIn
     Ok(connection.info())
 }
 
-/// The user's connection, if any.
+/// The user's connection, if any. Once Frame.io has refused its refresh token, the
+/// connection is no use until the user connects again: `ReconnectRequired`, with
+/// the reason, as every other call for that user answers.
 pub fn status(host: &dyn Host, user: &str) -> Result<Option<ConnectionInfo>> {
     check_user(user)?;
-    Ok(store::load::<Connection>(host, &connection_key(user))?.map(|c| c.value.info()))
+    match store::load::<Connection>(host, &connection_key(user))? {
+        Some(stored) => match stored.value.reconnect_reason {
+            Some(why) => Err(Error::ReconnectRequired(why)),
+            None => Ok(Some(stored.value.info())),
+        },
+        None => Ok(None),
+    }
 }
 
 /// Refreshes the user's access token now (or waits for a refresh already under way).

@@ -87,6 +87,44 @@ fn a_refresh_that_lost_to_a_concurrent_rotation_uses_the_winners_tokens() {
 }
 
 
+#[test]
+fn a_refused_refresh_token_marks_the_connection_until_the_user_connects_again() {
+    let host = FakeHost::new();
+    configure(&host);
+    connect(&host, "alice", host.now.get() + 3600);
+    // Frame.io revoked the grant: the access token is refused, and so is the refresh token.
+    let revoked = std::rc::Rc::new(std::cell::Cell::new(true));
+    let grant_gone = revoked.clone();
+    host.respond_with(move |req| match (req.url.ends_with("/oauth2/token"), grant_gone.get()) {
+        (true, true) => {
+            crate::fake_host::json_response(400, r#"{"error":"invalid_grant","error_description":"The refresh token is unknown or revoked"}"#)
+        }
+        (true, false) => crate::fake_host::json_response(200, r#"{"access_token":"tok-9","refresh_token":"ref-9","expires_in":3600}"#),
+        (false, true) => crate::fake_host::json_response(401, r#"{"message":"invalid token"}"#),
+        (false, false) if req.url.ends_with("/v2/me") => crate::fake_host::json_response(200, r#"{"id":"u1","name":"Ada","email":"ada@example.com"}"#),
+        (false, false) => crate::fake_host::json_response(200, "[]"),
+    });
+    let e = list_accounts(&host).unwrap_err();
+    assert!(matches!(&e, Error::ReconnectRequired(why) if why.contains("invalid_grant")), "{e:?}");
+    assert_eq!(host.sent.borrow().len(), 1, "the user is told once");
+
+    // From now on every call, the connection's status included, says so without asking Frame.io.
+    let status = super::status(&host, "alice").unwrap_err();
+    assert!(matches!(&status, Error::ReconnectRequired(why) if why.contains("unknown or revoked")), "{status:?}");
+    assert!(matches!(super::refresh(&host, "alice").unwrap_err(), Error::ReconnectRequired(_)));
+    list_accounts(&host).unwrap_err();
+    assert_eq!(host.requests_to("/oauth2/token"), 1, "a refused grant is not tried again");
+    assert_eq!(host.sent.borrow().len(), 1, "nor told again");
+
+    // Connecting again clears the mark.
+    revoked.set(false);
+    let auth = super::begin(&host, "alice", "https://dam.example.com/oauth/callback").unwrap();
+    super::complete(&host, &auth.state, "code-2").unwrap();
+    let connection = super::status(&host, "alice").unwrap().expect("connected again");
+    assert_eq!(connection.frameio_user, "Ada <ada@example.com>");
+    list_accounts(&host).unwrap();
+}
+
 /// A configured host whose HTTP goes to the scripted Frame.io (no connection yet).
 fn frameio_host() -> FakeHost {
     let host = FakeHost::new();
