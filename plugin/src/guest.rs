@@ -511,7 +511,7 @@ impl exports::jobs::Guest for Connector {
     }
 
     fn schedule() -> Vec<exports::jobs::ScheduledJob> {
-        jobs::schedule()
+        jobs::schedule(&WitHost)
             .into_iter()
             .map(|s| exports::jobs::ScheduledJob { job: job_requests(vec![s.job]).remove(0), every_secs: s.every_secs })
             .collect()

@@ -19,6 +19,33 @@ pub const BINDING: &str = "binding/";
 /// `interaction/<interaction id>`: a custom-action conversation in progress.
 pub const INTERACTION: &str = "interaction/";
 
+/// The most keys one `list-keys` answers (the storage contract's cap).
+pub const LISTED_AT_MOST: usize = 1000;
+/// Every character a Frame.io id may hold (`frameio::is_frameio_id`), in byte order.
+const ID_CHARS: &str = "-.0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
+
+/// Every key under `prefix`, in byte order, however many. A listing answers at most
+/// [`LISTED_AT_MOST`] keys, so a full one is listed again one character further
+/// (the keys below these prefixes end in Frame.io ids), until each part fits.
+pub fn list_all(host: &dyn Host, prefix: &str) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut prefixes = vec![prefix.to_string()];
+    while let Some(prefix) = prefixes.pop() {
+        let listed = host.storage_list(&prefix)?;
+        if listed.len() < LISTED_AT_MOST {
+            keys.extend(listed);
+            continue;
+        }
+        // The prefix may be a whole key itself; byte order lists it first.
+        if listed.first() == Some(&prefix) {
+            keys.push(prefix.clone());
+        }
+        prefixes.extend(ID_CHARS.chars().map(|c| format!("{prefix}{c}")));
+    }
+    keys.sort_unstable();
+    Ok(keys)
+}
+
 /// A record read from storage with the revision it had.
 pub struct Stored<T> {
     pub value: T,

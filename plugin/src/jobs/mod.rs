@@ -10,6 +10,7 @@ use crate::flows::review::ReviewJob;
 use crate::flows::sync::{PostJob, ReconcileJob, SyncJob};
 use crate::error::Error;
 use crate::flows::{Context, Flow, JobRequest, Step};
+use crate::host::Host;
 
 /// A job as the host stores it (WIT `jobs.job`).
 #[derive(Clone, Debug)]
@@ -86,10 +87,11 @@ pub struct Scheduled {
     pub every_secs: u32,
 }
 
-/// The jobs to queue on a schedule (WIT `jobs.schedule`).
-pub fn schedule() -> Vec<Scheduled> {
+/// The jobs to queue on a schedule (WIT `jobs.schedule`). The host asks once, as it
+/// starts, so the reconcile learns when that was.
+pub fn schedule(host: &dyn Host) -> Vec<Scheduled> {
     vec![
-        Scheduled { job: ReconcileJob::request(), every_secs: ReconcileJob::EVERY_SECS },
+        Scheduled { job: ReconcileJob::scheduled(host.now()), every_secs: ReconcileJob::EVERY_SECS },
         Scheduled { job: ResumeJob::request(), every_secs: ResumeJob::EVERY_SECS },
     ]
 }

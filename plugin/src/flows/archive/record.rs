@@ -23,10 +23,6 @@ const TALLY: &str = "archive-tally/";
 const RUN: &str = "archive-run/";
 /// How often a tally update retries when another child job updated it meanwhile.
 const TALLY_ATTEMPTS: u32 = 20;
-/// The most keys one `list-keys` answers (the storage contract's cap).
-const LISTED_AT_MOST: usize = 1000;
-/// Every character a Frame.io id may hold (`frameio::is_frameio_id`), in byte order.
-const ID_CHARS: &str = "-.0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
 
 /// Where an archive stands (WIT `archive-state`).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -212,25 +208,9 @@ pub fn sum_items(host: &dyn Host, key: &str) -> Result<Tally> {
     Ok(sum)
 }
 
-/// Every item record's key. A listing answers at most [`LISTED_AT_MOST`] keys, and
-/// an archive may hold many more items: a full listing is listed again one
-/// character of asset id further, until each part fits.
+/// Every item record's key, past the storage's listing cap.
 fn item_keys(host: &dyn Host, key: &str) -> Result<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut prefixes = vec![format!("{ITEM}{key}/")];
-    while let Some(prefix) = prefixes.pop() {
-        let listed = host.storage_list(&prefix)?;
-        if listed.len() < LISTED_AT_MOST {
-            keys.extend(listed);
-            continue;
-        }
-        // The prefix may be a whole key itself; byte order lists it first.
-        if listed.first() == Some(&prefix) {
-            keys.push(prefix.clone());
-        }
-        prefixes.extend(ID_CHARS.chars().map(|c| format!("{prefix}{c}")));
-    }
-    Ok(keys)
+    store::list_all(host, &format!("{ITEM}{key}/"))
 }
 
 #[cfg(test)]
@@ -248,7 +228,7 @@ mod tests {
             assert!(record_item(&host, "archive:p:f:1", id, &item).unwrap());
         }
         record_item(&host, "archive:p:f:10", "other", &item).unwrap();
-        assert_eq!(host.storage_list(&format!("{ITEM}archive:p:f:1/")).unwrap().len(), LISTED_AT_MOST, "one listing stops at the cap");
+        assert_eq!(host.storage_list(&format!("{ITEM}archive:p:f:1/")).unwrap().len(), store::LISTED_AT_MOST, "one listing stops at the cap");
         assert_eq!(items_recorded(&host, "archive:p:f:1").unwrap(), 2_500);
         let sum = sum_items(&host, "archive:p:f:1").unwrap();
         assert_eq!((sum.documents, sum.versions), (2_500, 5_000));

@@ -73,9 +73,9 @@ pub fn of_document(host: &dyn Host, document_id: &str) -> Result<Option<Link>> {
     of_file(host, &file_id.value)
 }
 
-/// Every linked file's id (at most the 1000 the host lists).
+/// Every linked file's id, in byte order.
 pub fn files(host: &dyn Host) -> Result<Vec<String>> {
-    Ok(host.storage_list(LINK)?.into_iter().filter_map(|key| key.strip_prefix(LINK).map(str::to_string)).collect())
+    Ok(store::list_all(host, LINK)?.into_iter().filter_map(|key| key.strip_prefix(LINK).map(str::to_string)).collect())
 }
 
 /// Remembers the file a Frame.io comment is on, for when it is deleted.

@@ -244,7 +244,50 @@ fn the_reconcile_queues_a_sync_per_linked_file() {
     assert_eq!(spawned.len(), 1);
     assert_eq!(spawned[0].kind, SyncJob::KIND);
     assert!(spawned[0].key.starts_with("sync:a1:reconcile-"));
-    assert_eq!(jobs::schedule()[0].job.kind, ReconcileJob::KIND);
+    assert_eq!(jobs::schedule(&s.host)[0].job.kind, ReconcileJob::KIND);
+}
+
+#[test]
+fn a_scheduled_reconcile_sweeps_after_a_start_a_mended_webhook_or_six_hours() {
+    let s = setup();
+    let syncs = |request: &JobRequest| s.run(request).1.iter().filter(|j| j.kind == SyncJob::KIND).count();
+    let started = s.host.now();
+    assert_eq!(syncs(&ReconcileJob::scheduled(started)), 1, "the first run after a start catches up");
+    assert_eq!(syncs(&ReconcileJob::scheduled(started)), 0, "later runs of the same start only check the webhooks");
+    s.world.borrow_mut().paused.push("wh1".into());
+    assert_eq!(syncs(&ReconcileJob::scheduled(started)), 1, "a paused webhook missed deliveries");
+    assert_eq!(syncs(&ReconcileJob::scheduled(started)), 0);
+    s.host.now.set(s.host.now.get() + super::reconcile::SWEEP_EVERY_SECS);
+    assert_eq!(syncs(&ReconcileJob::scheduled(started)), 1, "a sweep for what Frame.io never announces");
+    assert_eq!(syncs(&ReconcileJob::scheduled(started)), 0);
+    assert_eq!(syncs(&ReconcileJob::scheduled(started + 60)), 1, "a restarted host catches up again");
+    assert_eq!(syncs(&ReconcileJob::request()), 1, "one queued by hand syncs everything");
+}
+
+#[test]
+fn the_reconcile_queues_every_linked_file_past_one_listing_a_thousand_a_step() {
+    let s = setup();
+    for i in 0..2_500u32 {
+        links::record(&s.host, &Link::new(&format!("{:08x}-0000-4000-8000-{i:012x}", i % 3), &s.document_id, &s.binding, None)).unwrap();
+    }
+    let ctx = context(&s.host, &s.world, Generation::V4);
+    let mut job = Job { id: "j".into(), key: "reconcile@1".into(), kind: ReconcileJob::KIND.into(), payload: ReconcileJob::request().payload, attempt: 0 };
+    let mut keys = std::collections::BTreeSet::new();
+    loop {
+        match jobs::run(&ctx, &job) {
+            Outcome::Next { payload, enqueue, .. } => {
+                assert!(enqueue.len() <= 1000, "a step queues {}", enqueue.len());
+                keys.extend(enqueue.into_iter().map(|j| j.key));
+                job.payload = payload;
+            }
+            Outcome::Done { summary, .. } => {
+                assert!(summary.contains("2501"), "{summary}");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(keys.len(), 2_501, "every linked file once");
 }
 
 #[test]
