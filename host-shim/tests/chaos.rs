@@ -275,9 +275,8 @@ fn chaos_faults(seed: u64) -> Faults {
             "action_create": { "server_error": 0.05 },
             "v4_delete": { "server_error": 0.05 }
         },
-        // A step gives up after six failed attempts in a row, as it should in a real
-        // outage. At 5% + 5% here and 10% on the token endpoint, one clean CI run lost
-        // a push that way; these rates make six in a row far rarer.
+        // A step gives up after eight failed attempts in a row, as it should in a
+        // real outage; these rates make that far rarer than one lost push in a run.
         "token": { "server_error": 0.05 },
         "media": {
             "server_error": 0.03,

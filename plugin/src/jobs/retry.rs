@@ -3,8 +3,11 @@
 
 use crate::host::Host;
 
-/// Attempts of one step before a passing failure counts as final.
-pub const MAX_ATTEMPTS: u32 = 6;
+/// Attempts of one step before a passing failure counts as final. With the backoff
+/// below, a step keeps trying through about a minute of failures (two at most)
+/// before it gives up: a step of several calls, each failing now and then, must not
+/// give up on a bad minute of Frame.io's.
+pub const MAX_ATTEMPTS: u32 = 8;
 /// Shortest wait before a retry.
 const MIN_RETRY_MS: u32 = 100;
 /// Longest wait before a retry, even when Frame.io asks for more: its rate-limit
