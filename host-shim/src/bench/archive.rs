@@ -3,8 +3,9 @@
 //!
 //! **At the floor.** For each API generation a simulator enforces the documented
 //! limits and holds a generated project; a host-shim child archives it through the
-//! admin API. Each limit is a bucket per endpoint (method and path, ids aside), so
-//! an endpoint's requests need at least `requests / limit × window`; a class's floor
+//! admin API. Each limit is a bucket per endpoint (method and path, ids aside) that
+//! lets `limit` requests through at once and then one per `window / limit`, so an
+//! endpoint's requests need at least `(requests - limit) / limit × window`; a class's floor
 //! is its busiest endpoint's, and the archive's the largest class's, since buckets
 //! drain side by side. The simulator counts every endpoint's requests, so the floor
 //! comes from what the archive actually asked for (counted from its start), and
@@ -314,7 +315,8 @@ async fn job_states(admin: &AdminClient) -> anyhow::Result<(BTreeMap<String, u64
 }
 
 /// Each class's requests between two `rate_limits` readings, and its floor: its
-/// busiest endpoint's `requests / limit × window`.
+/// busiest endpoint's `(requests - limit) / limit × window`, since a bucket starts
+/// empty and lets its first `limit` requests through at once.
 fn class_floors(before: &Value, after: &Value) -> Vec<ClassFloor> {
     let count = |v: &Value| v["requests"].as_u64().unwrap_or(0);
     let mut floors = Vec::new();
@@ -333,7 +335,7 @@ fn class_floors(before: &Value, after: &Value) -> Vec<ClassFloor> {
             }
         }
         let refused = now["refused"].as_u64().unwrap_or(0).saturating_sub(then["refused"].as_u64().unwrap_or(0));
-        let floor_secs = busiest_requests as f64 / limit as f64 * window_ms as f64 / 1000.0;
+        let floor_secs = busiest_requests.saturating_sub(limit) as f64 / limit as f64 * window_ms as f64 / 1000.0;
         floors.push(ClassFloor { class: class.clone(), limit, window_ms, requests, refused, busiest, busiest_requests, floor_secs });
     }
     floors.sort_by(|a, b| b.floor_secs.total_cmp(&a.floor_secs));
