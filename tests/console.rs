@@ -75,13 +75,6 @@ mod whole_flow {
     }
 }
 
-async fn sign_in(b: &Browser, console: &str, (name, password): (&str, &str)) -> anyhow::Result<()> {
-    b.goto(&format!("{console}/signin")).await?;
-    b.fill("#name", name).await?;
-    b.fill("#password", password).await?;
-    b.click_through("button.primary").await
-}
-
 async fn sign_out(b: &Browser) -> anyhow::Result<()> {
     b.click_through("form.signout button").await
 }
@@ -152,7 +145,7 @@ async fn whole_flow(fx: &'static Fixture) -> anyhow::Result<()> {
     sign_out(&b).await?;
 
     // A user who is not an administrator cannot reach cloud services.
-    sign_in(&b, &console, USER).await?;
+    b.sign_in(&console, USER).await?;
     ensure!(b.all("a[href=\"/cloud\"]").await?.is_empty(), "no Cloud services link for a user");
     b.goto(&format!("{console}/cloud")).await?;
     b.wait_for_text("Cloud services are for administrators", Duration::from_secs(2)).await?;
@@ -356,7 +349,7 @@ async fn forged(fx: &'static Fixture) -> anyhow::Result<()> {
     // In the browser: Dana is signed in, and visits another site whose page posts the
     // unbind form to the console on load.
     let b = Browser::start().await?;
-    sign_in(&b, &console, USER).await?;
+    b.sign_in(&console, USER).await?;
     let attacker = serve_once_forever(&format!(
         "<!doctype html><title>Win a prize</title><form id=f method=post action=\"{unbind}\"><input name=binding value=\"{binding_id}\"></form><script>document.getElementById('f').submit()</script>"
     ))

@@ -45,13 +45,6 @@ mod archive_from_the_console {
     }
 }
 
-async fn sign_in(b: &Browser, console: &str, (name, password): (&str, &str)) -> anyhow::Result<()> {
-    b.goto(&format!("{console}/signin")).await?;
-    b.fill("#name", name).await?;
-    b.fill("#password", password).await?;
-    b.click_through("button.primary").await
-}
-
 /// Chooses `value` in a choice that describes the dialog again, and waits for it.
 async fn choose_and_refresh(b: &Browser, field: &str, value: &str) -> anyhow::Result<()> {
     if b.property(&format!("#field-{field}"), "value").await? != json!(value) {
@@ -80,14 +73,14 @@ async fn archive_from_the_console(fx: &'static Fixture) -> anyhow::Result<()> {
     let b = Browser::start().await?;
 
     // Ada never connected Frame.io: the dialog says so instead of listing projects.
-    sign_in(&b, &console, ADMIN).await?;
+    b.sign_in(&console, ADMIN).await?;
     b.goto(&format!("{console}/folders/{folder_id}/archive")).await?;
     b.wait_for_text("Connect your Frame.io account first", Duration::from_secs(5)).await?;
     ensure!(b.all("#field-project").await?.is_empty(), "no project choice without a connection");
     b.click_through("form.signout button").await?;
 
     // Dana opens it from the folder's Frame.io tab; the Archives link is in the menu.
-    sign_in(&b, &console, USER).await?;
+    b.sign_in(&console, USER).await?;
     ensure!(!b.all("header nav a[href=\"/archives\"]").await?.is_empty(), "Archives is in the navigation");
     b.goto(&format!("{console}/folders/{folder_id}?tab=frameio")).await?;
     b.click_through(&format!("a[href=\"/folders/{folder_id}/archive\"]")).await?;

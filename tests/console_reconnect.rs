@@ -44,13 +44,6 @@ mod reconnect_after_a_revoked_grant {
     }
 }
 
-async fn sign_in(b: &Browser, console: &str, (name, password): (&str, &str)) -> anyhow::Result<()> {
-    b.goto(&format!("{console}/signin")).await?;
-    b.fill("#name", name).await?;
-    b.fill("#password", password).await?;
-    b.click_through("button.primary").await
-}
-
 /// Clicks the Connect screen's button `css` (Connect or Reconnect): through Frame.io's
 /// sign-in (or Adobe IMS) to the host's redirect page, and back to the Connect screen,
 /// which must then show the connection and no problem.
@@ -119,7 +112,7 @@ async fn reconnect_after_a_revoked_grant(fx: &'static Fixture) -> anyhow::Result
     let b = Browser::start().await?;
 
     // Dana connects through Frame.io's sign-in; the bind dialog lists her accounts.
-    sign_in(&b, &console, USER).await?;
+    b.sign_in(&console, USER).await?;
     b.goto(&format!("{console}/connect")).await?;
     let first = sign_in_at_frameio(&b, "main form button.primary").await?;
     ensure!(!first.is_empty(), "the Connect screen names the Frame.io user");

@@ -196,6 +196,14 @@ impl Browser {
         self.new_page().await
     }
 
+    /// Signs in to the host's console at `console` as `(name, password)`.
+    pub async fn sign_in(&self, console: &str, (name, password): (&str, &str)) -> anyhow::Result<()> {
+        self.goto(&format!("{console}/signin")).await?;
+        self.fill("#name", name).await?;
+        self.fill("#password", password).await?;
+        self.click_through("button.primary").await
+    }
+
     /// Saves a PNG of the window to `dir/name.png`, when `dir` is given.
     pub async fn screenshot(&self, dir: Option<&Path>, name: &str) -> anyhow::Result<()> {
         let Some(dir) = dir else { return Ok(()) };
