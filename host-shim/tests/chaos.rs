@@ -37,10 +37,12 @@ use tokio::sync::Mutex;
 
 /// Pushes delivered at the same time, as several Frame.io users would.
 const LANES: usize = 8;
-/// How long the jobs may take to settle once the last kill is over. Well under the
+/// How long the jobs may take to settle once the last kill is over, through the
+/// faults still injected: a step retries through about a minute of failures (two at
+/// most), and the reconcile after each restart syncs every linked file. Under the
 /// queue's 5-minute lease, so jobs orphaned by a kill must be resumed at restart,
 /// not when their lease runs out, for the test to pass.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(240);
 /// The hosts' `[transfer] range_size`.
 const RANGE_SIZE: u64 = 128 << 10;
 /// Deliveries of one click or submission before the test gives up on the host.
