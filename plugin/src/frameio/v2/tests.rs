@@ -62,11 +62,11 @@ fn lists_page_by_page_number_until_total_pages() {
 fn children_ask_frameio_for_one_kind_and_check_it() {
     let host = frameio();
     host.respond_with(|_| {
-        json_response(200, r#"[{"id":"d1","name":"Dailies","type":"folder","parent_id":"root"},{"id":"f1","name":"x.mov","type":"file","parent_id":"root"}]"#)
+        json_response(200, r#"[{"id":"d1","name":"Dailies","type":"folder","parent_id":"top"},{"id":"f1","name":"x.mov","type":"file","parent_id":"top"}]"#)
     });
-    let folders = api(&host).children("", "root", &[ItemKind::Folder], None).unwrap();
+    let folders = api(&host).children("", "top", &[ItemKind::Folder], None).unwrap();
     assert_eq!(folders.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["d1"]);
-    assert!(host.requests.borrow().last().unwrap().url.contains("/assets/root/children?type=folder&page=1"));
+    assert!(host.requests.borrow().last().unwrap().url.contains("/assets/top/children?type=folder&page=1"));
 }
 
 #[test]

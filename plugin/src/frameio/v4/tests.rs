@@ -12,7 +12,7 @@ const FILE: &str = r#"{"data":{"id":"f1","name":"cut.mp4","type":"file","parent_
   "file_size":2048,"media_type":"video/mp4","status":"transcoded","view_url":"https://next.frame.io/project/p1/view/f1",
   "created_at":"2024-03-01T09:00:00Z","updated_at":"2024-03-01T09:00:00Z",
   "media_links":{"original":{"download_url":"https://media.example/f1?sig=1","inline_url":null}}}}"#;
-const STACK: &str = r#"{"data":{"id":"vs1","name":"Cut","type":"version_stack","parent_id":"root","project_id":"p1",
+const STACK: &str = r#"{"data":{"id":"vs1","name":"Cut","type":"version_stack","parent_id":"top","project_id":"p1",
   "view_url":"https://next.frame.io/x","created_at":"2024-03-01T09:00:00Z","updated_at":"2024-03-01T09:00:00Z",
   "head_version":{"id":"f1","name":"cut.mp4","type":"file","parent_id":"vs1","project_id":"p1","file_size":2048,"status":"uploaded",
   "view_url":"https://next.frame.io/y","created_at":"2024-03-01T09:00:00Z","updated_at":"2024-03-01T09:00:00Z"}}}"#;
@@ -31,24 +31,24 @@ fn serve(req: &HttpRequest) -> HttpResponse {
         (Method::Get, "/accounts/acc1/files/locked") if query.contains("include") => {
             json_response(403, r#"{"errors":[{"title":"Forbidden","detail":"no download permission"}]}"#)
         }
-        (Method::Get, "/accounts/acc1/files/locked") => json_response(200, &FILE.replace("\"f1\"", "\"locked\"").replace("\"parent_id\":\"vs1\"", "\"parent_id\":\"root\"")),
+        (Method::Get, "/accounts/acc1/files/locked") => json_response(200, &FILE.replace("\"f1\"", "\"locked\"").replace("\"parent_id\":\"vs1\"", "\"parent_id\":\"top\"")),
         (Method::Get, "/accounts/acc1/version_stacks/vs1") => json_response(200, STACK),
-        (Method::Get, "/accounts/acc1/version_stacks/root") => json_response(404, r#"{"errors":[{"title":"Not Found"}]}"#),
+        (Method::Get, "/accounts/acc1/version_stacks/top") => json_response(404, r#"{"errors":[{"title":"Not Found"}]}"#),
         (Method::Get, "/accounts/acc1/version_stacks/vs1/children") => json_response(
             200,
             r#"{"data":[{"id":"f0","name":"cut-v1.mp4","type":"file"},{"id":"f1","name":"cut.mp4","type":"file"}],"links":{"next":null}}"#,
         ),
-        (Method::Get, "/accounts/acc1/folders/root/children") if !query.contains("after=") => json_response(
+        (Method::Get, "/accounts/acc1/folders/top/children") if !query.contains("after=") => json_response(
             200,
-            r#"{"data":[{"id":"d1","name":"Dailies","type":"folder","parent_id":"root"}],"links":{"next":"/v4/accounts/acc1/folders/root/children?after=c%2F2"},"total_count":2}"#,
+            r#"{"data":[{"id":"d1","name":"Dailies","type":"folder","parent_id":"top"}],"links":{"next":"/v4/accounts/acc1/folders/top/children?after=c%2F2"},"total_count":2}"#,
         ),
-        (Method::Get, "/accounts/acc1/folders/root/children") => json_response(
+        (Method::Get, "/accounts/acc1/folders/top/children") => json_response(
             200,
-            r#"{"data":[{"id":"vs1","name":"Cut","type":"version_stack","parent_id":"root"}],"links":{"next":null},"total_count":2}"#,
+            r#"{"data":[{"id":"vs1","name":"Cut","type":"version_stack","parent_id":"top"}],"links":{"next":null},"total_count":2}"#,
         ),
         (Method::Get, "/accounts/acc1/projects/p1") => json_response(
             200,
-            r#"{"data":{"id":"p1","name":"Launch","root_folder_id":"root","workspace_id":"w1","status":"active","storage":0,
+            r#"{"data":{"id":"p1","name":"Launch","root_folder_id":"top","workspace_id":"w1","status":"active","storage":0,
               "view_url":"https://next.frame.io/project/p1","created_at":"2024-03-01T09:00:00Z","updated_at":"2024-03-01T09:00:00Z"}}"#,
         ),
         (Method::Get, "/accounts/acc1/workspaces/w1/users") => json_response(
@@ -106,10 +106,10 @@ fn a_stack_names_its_head_first() {
 fn children_follow_the_after_cursor_of_links_next() {
     let host = frameio();
     let kinds = [ItemKind::Folder, ItemKind::VersionStack];
-    let first = api(&host).children("acc1", "root", &kinds, None).unwrap();
+    let first = api(&host).children("acc1", "top", &kinds, None).unwrap();
     assert_eq!((first.items[0].kind.clone(), first.next.as_deref()), (ItemKind::Folder, Some("c/2")));
     assert!(host.requests.borrow()[0].url.contains("type=folder%2Cversion_stack&page_size=500"));
-    let second = api(&host).children("acc1", "root", &kinds, first.next.as_deref()).unwrap();
+    let second = api(&host).children("acc1", "top", &kinds, first.next.as_deref()).unwrap();
     assert_eq!((second.items[0].id.as_str(), second.next), ("vs1", None));
     assert!(host.requests.borrow()[1].url.ends_with("after=c%2F2"));
 }
@@ -118,7 +118,7 @@ fn children_follow_the_after_cursor_of_links_next() {
 fn a_project_carries_its_workspace_and_the_account_it_was_asked_in() {
     let host = frameio();
     let project = api(&host).project("acc1", "p1").unwrap();
-    assert_eq!((project.account_id.as_str(), project.workspace_id.as_str(), project.root_folder_id.as_str()), ("acc1", "w1", "root"));
+    assert_eq!((project.account_id.as_str(), project.workspace_id.as_str(), project.root_folder_id.as_str()), ("acc1", "w1", "top"));
 }
 
 #[test]
