@@ -2,7 +2,7 @@
 //!
 //! A flow sees the host, the provider settings and, through [`Context::api`], a
 //! Frame.io client behind the generation-neutral traits of `crate::frameio`. Long
-//! work is a [`Flow`]: a job whose steps are idempotent; `crate::jobs` runs the
+//! work is a [`Flow`]: a job whose steps are idempotent; the job runner runs the
 //! steps and owns the retry policy.
 
 pub mod archive;
